@@ -1,0 +1,124 @@
+//! The `Cache-Status` (RFC 9211) and legacy `X-Cache` response headers.
+
+use std::fmt::Write as _;
+
+use http::{HeaderName, HeaderValue};
+
+/// The `x-cache` header name.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+/// The `cache-status` header name.
+pub const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+
+/// Why a request went to the origin (RFC 9211 §2.2 `fwd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fwd {
+    /// Configured not to use the cache for this request.
+    Bypass,
+    /// The method is not served from cache.
+    Method,
+    /// Nothing stored for the URI.
+    UriMiss,
+    /// Something stored for the URI, but not for these request headers.
+    VaryMiss,
+    /// The stored response was stale.
+    Stale,
+}
+
+impl Fwd {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fwd::Bypass => "bypass",
+            Fwd::Method => "method",
+            Fwd::UriMiss => "uri-miss",
+            Fwd::VaryMiss => "vary-miss",
+            Fwd::Stale => "stale",
+        }
+    }
+}
+
+/// What the cache did for one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Status {
+    /// `None` for a hit.
+    pub(crate) fwd: Option<Fwd>,
+    pub(crate) fwd_status: Option<u16>,
+    pub(crate) ttl: Option<u64>,
+    pub(crate) stored: bool,
+    pub(crate) collapsed: bool,
+}
+
+impl Status {
+    pub(crate) fn hit(ttl: u64) -> Self {
+        Status {
+            fwd: None,
+            fwd_status: None,
+            ttl: Some(ttl),
+            stored: false,
+            collapsed: false,
+        }
+    }
+
+    pub(crate) fn forward(fwd: Fwd) -> Self {
+        Status {
+            fwd: Some(fwd),
+            fwd_status: None,
+            ttl: None,
+            stored: false,
+            collapsed: false,
+        }
+    }
+
+    /// `Cache-Status: <name>; ...`.
+    pub(crate) fn cache_status(&self, name: &str) -> HeaderValue {
+        let mut out = String::with_capacity(name.len() + 48);
+        out.push_str(name);
+        match self.fwd {
+            None => out.push_str("; hit"),
+            Some(fwd) => {
+                let _ = write!(out, "; fwd={}", fwd.as_str());
+                if let Some(status) = self.fwd_status {
+                    let _ = write!(out, "; fwd-status={status}");
+                }
+            }
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(out, "; ttl={ttl}");
+        }
+        if self.stored {
+            out.push_str("; stored");
+        }
+        if self.collapsed {
+            out.push_str("; collapsed");
+        }
+        HeaderValue::try_from(out).expect("the cache name is a valid header value (checked at build) and the rest is ASCII")
+    }
+
+    /// `X-Cache: HIT|MISS|STALE|BYPASS`.
+    pub(crate) fn x_cache(&self) -> HeaderValue {
+        HeaderValue::from_static(match self.fwd {
+            None => "HIT",
+            Some(Fwd::Bypass | Fwd::Method) => "BYPASS",
+            Some(Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale) => "MISS",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc_9211_values() {
+        assert_eq!(Status::hit(42).cache_status("shop"), "shop; hit; ttl=42");
+        let mut miss = Status::forward(Fwd::UriMiss);
+        miss.fwd_status = Some(200);
+        miss.stored = true;
+        assert_eq!(miss.cache_status("shop"), "shop; fwd=uri-miss; fwd-status=200; stored");
+        miss.stored = false;
+        miss.collapsed = true;
+        assert_eq!(miss.cache_status("shop"), "shop; fwd=uri-miss; fwd-status=200; collapsed");
+        assert_eq!(Status::forward(Fwd::Method).x_cache(), "BYPASS");
+        assert_eq!(Status::hit(1).x_cache(), "HIT");
+        assert_eq!(miss.x_cache(), "MISS");
+    }
+}

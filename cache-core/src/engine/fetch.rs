@@ -1,0 +1,178 @@
+//! Going to the origin, reading what it sends, and storing it.
+
+use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, header, response};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+
+use super::{Cache, serve::Exchange};
+use crate::{
+    CacheBody, CacheHints, CachedEntry,
+    cache_status::{Fwd, Status},
+    coalesce::{Leader, Outcome},
+    error::BoxError,
+};
+
+/// A response body read up to the policy's limit.
+enum Read<B> {
+    Complete(Bytes),
+    /// Too large, or with trailers: what was read, then the rest.
+    Partial(VecDeque<Frame<Bytes>>, Pin<Box<B>>),
+    Failed(VecDeque<Frame<Bytes>>, BoxError),
+}
+
+async fn read_body<B>(body: B, limit: usize) -> Read<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = Box::pin(body);
+    let mut frames = VecDeque::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return Read::Failed(frames, e.into()),
+        };
+        let Some(data) = frame.data_ref() else {
+            frames.push_back(frame);
+            return Read::Partial(frames, body);
+        };
+        len += data.len();
+        frames.push_back(frame);
+        if len > limit {
+            return Read::Partial(frames, body);
+        }
+    }
+    Read::Complete(concat(frames, len))
+}
+
+fn concat(frames: VecDeque<Frame<Bytes>>, len: usize) -> Bytes {
+    let mut chunks = frames.into_iter().filter_map(|f| f.into_data().ok());
+    let Some(first) = chunks.next() else { return Bytes::new() };
+    if first.len() == len {
+        return first;
+    }
+    let mut out = BytesMut::with_capacity(len);
+    out.extend_from_slice(&first);
+    chunks.for_each(|c| out.extend_from_slice(&c));
+    out.freeze()
+}
+
+/// The request sent to the origin on a miss: without the client's
+/// conditionals (the cache answers those itself, and needs a full response
+/// to store), and as `GET` for a `HEAD`.
+fn origin_request<B>(ex: &Exchange<'_>, body: B) -> Request<B> {
+    let mut parts = ex.parts.clone();
+    parts.headers.remove(header::IF_NONE_MATCH);
+    parts.headers.remove(header::IF_MODIFIED_SINCE);
+    if parts.method == Method::HEAD {
+        parts.method = Method::GET;
+    }
+    Request::from_parts(parts, body)
+}
+
+fn declared_length(parts: &response::Parts) -> Option<u64> {
+    parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+impl Cache {
+    /// Fetches from the origin, stores the response when allowed, and
+    /// answers. `leader` is this request's role in coalescing, if any.
+    pub(crate) async fn fetch<ReqB, ResB, E, F, Fut>(
+        &self,
+        ex: &Exchange<'_>,
+        leader: Option<Leader>,
+        body: ReqB,
+        origin: F,
+        fwd: Fwd,
+    ) -> Result<Response<CacheBody<ResB>>, E>
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let epoch = self.epoch();
+        let response = match origin(origin_request(ex, body)).await {
+            Ok(response) => response,
+            Err(e) => {
+                if let Some(leader) = leader {
+                    leader.finish(Outcome::Uncacheable);
+                }
+                return Err(e);
+            }
+        };
+        let (mut parts, body) = response.into_parts();
+        let hints = parts.extensions.remove::<CacheHints>().unwrap_or_default();
+        let mut status = Status::forward(fwd);
+        status.fwd_status = Some(parts.status.as_u16());
+        let refusal = self.refusal(ex, &parts, &hints).or_else(|| {
+            let too_long = declared_length(&parts).is_some_and(|n| n > ex.policy.max_body_size as u64);
+            too_long.then_some("body larger than max_body_size")
+        });
+        if let Some(reason) = refusal {
+            tracing::debug!(key = %ex.key, reason, "response not stored");
+            self.uncacheable(ex, leader);
+            return Ok(self.respond_passed(ex, parts, CacheBody::stream(body), status));
+        }
+        match read_body(body, ex.policy.max_body_size).await {
+            Read::Complete(bytes) => {
+                let entry = Arc::new(self.build_entry(ex, parts, bytes, &hints));
+                status.stored = self.put(ex, &entry, epoch).await;
+                if let Some(leader) = leader {
+                    leader.finish(Outcome::Entry(Arc::clone(&entry)));
+                }
+                Ok(self.respond_entry(ex, &entry, status))
+            }
+            Read::Partial(prefix, rest) => {
+                tracing::debug!(key = %ex.key, "response body over max_body_size or with trailers: streamed, not stored");
+                self.uncacheable(ex, leader);
+                Ok(self.respond_passed(ex, parts, CacheBody::resume(prefix, rest), status))
+            }
+            Read::Failed(prefix, error) => {
+                self.uncacheable(ex, leader);
+                Ok(self.respond_passed(ex, parts, CacheBody::failed(prefix, error), status))
+            }
+        }
+    }
+
+    /// Releases waiters to the origin and remembers the key as uncacheable.
+    fn uncacheable(&self, ex: &Exchange<'_>, leader: Option<Leader>) {
+        if let Some(leader) = leader {
+            leader.finish(Outcome::Uncacheable);
+        }
+        let now = self.inner.clock.now_ms();
+        let until = now.saturating_add(crate::clock::duration_ms(ex.policy.hit_for_miss));
+        self.inner.hit_for_miss.mark(ex.key.as_str(), until, now);
+    }
+
+    /// Stores the entry unless an invalidation happened since `epoch`;
+    /// returns whether it was stored.
+    async fn put(&self, ex: &Exchange<'_>, entry: &Arc<CachedEntry>, epoch: u64) -> bool {
+        if self.epoch() != epoch {
+            tracing::debug!(key = %ex.key, "invalidated during the fetch: not stored");
+            return false;
+        }
+        let ttl = Duration::from_millis(entry.retain_for_ms());
+        match self.inner.store.put(ex.key.as_str(), Arc::clone(entry), ttl).await {
+            Ok(()) if self.epoch() != epoch => {
+                // An invalidation ran while the entry was being written.
+                if let Err(err) = self.inner.store.delete(ex.key.as_str()).await {
+                    self.log_store_error("delete", &err);
+                }
+                false
+            }
+            Ok(()) => {
+                self.inner.hit_for_miss.clear(ex.key.as_str());
+                true
+            }
+            Err(err) => {
+                self.log_store_error("put", &err);
+                false
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The cache engine: lookup, coalescing, storage and responses.
+
+mod fetch;
+mod respond;
+mod serve;
+mod storable;
+
+pub(crate) use serve::uri_tag;
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use http::HeaderValue;
+
+use crate::{
+    Clock, Store,
+    coalesce::Coalescer,
+    error::{ConfigError, StoreError},
+    hit_for_miss::HitForMiss,
+    store::SharedStore,
+};
+
+/// The name in `Cache-Status` by default.
+pub const DEFAULT_NAME: &str = "cache";
+
+/// A response cache: a store plus the engine that serves requests from it.
+///
+/// Cheap to clone; clones share the store, the in-flight fetches and the
+/// invalidation state. Build one per application and hand clones to every
+/// layer and handler: layers built from the same `Cache` share one store.
+///
+/// Adapters (`cache-tower`, `cache-axum`, `cache-actix`) call
+/// [`Cache::serve`] for every request.
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: SharedStore,
+    pub(crate) coalescer: Coalescer,
+    pub(crate) hit_for_miss: HitForMiss,
+    pub(crate) clock: Clock,
+    pub(crate) name: String,
+    /// Bumped by every invalidation: a fetch that overlapped one does not
+    /// store what it fetched, since it may predate the change.
+    pub(crate) epoch: AtomicU64,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache").field("name", &self.inner.name).finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A cache on `store` with every default.
+    pub fn new(store: impl Store) -> Self {
+        CacheBuilder::new().store(store).build_with_store()
+    }
+
+    /// A builder.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::new()
+    }
+
+    /// The name this cache gives itself in `Cache-Status`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The cache's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// A handle to invalidate entries from code, such as a handler that has
+    /// just changed the data behind them.
+    pub fn invalidator(&self) -> crate::Invalidator {
+        crate::Invalidator { cache: self.clone() }
+    }
+
+    pub(crate) fn bump_epoch(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn log_store_error(&self, operation: &'static str, err: &StoreError) {
+        tracing::warn!(cache = %self.inner.name, operation, error = %err, "cache store failed; serving from the origin");
+    }
+}
+
+/// Builds a [`Cache`].
+#[must_use]
+pub struct CacheBuilder {
+    store: Option<SharedStore>,
+    clock: Clock,
+    name: String,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheBuilder {
+    /// A builder with the default name and clock and no store yet.
+    pub fn new() -> Self {
+        CacheBuilder {
+            store: None,
+            clock: Clock::system(),
+            name: DEFAULT_NAME.to_owned(),
+        }
+    }
+
+    /// The store. Default (with the `moka` feature): a
+    /// [`MokaStore`](crate::MokaStore) of 64 MiB.
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The name in `Cache-Status` (`<name>; hit`). Default: `cache`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The clock, for tests that move time by hand.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// A name that is not a token usable in `Cache-Status`, or no store when
+    /// the `moka` feature is off.
+    pub fn build(self) -> Result<Cache, ConfigError> {
+        let valid = !self.name.is_empty()
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!#$&'*+^`|".contains(&b))
+            && HeaderValue::from_str(&self.name).is_ok();
+        if !valid {
+            return Err(ConfigError::invalid("name", "must be a non-empty token (letters, digits, `-._~`)"));
+        }
+        if self.store.is_none() {
+            return self.default_store();
+        }
+        Ok(self.build_with_store())
+    }
+
+    #[cfg(feature = "moka")]
+    fn default_store(self) -> Result<Cache, ConfigError> {
+        self.store(crate::MokaStore::default()).build()
+    }
+
+    #[cfg(not(feature = "moka"))]
+    fn default_store(self) -> Result<Cache, ConfigError> {
+        Err(ConfigError::invalid("store", "no store given and the `moka` feature is off"))
+    }
+
+    fn build_with_store(self) -> Cache {
+        let store = self.store.expect("build_with_store is called with a store set");
+        Cache {
+            inner: Arc::new(Inner {
+                store,
+                coalescer: Coalescer::default(),
+                hit_for_miss: HitForMiss::default(),
+                clock: self.clock,
+                name: self.name,
+                epoch: AtomicU64::new(0),
+            }),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Responses built by the engine.
+
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, response};
+
+use super::{Cache, serve::Exchange};
+use crate::{
+    CacheBody, CacheHints, CachedEntry,
+    cache_status::{CACHE_STATUS, Fwd, Status, X_CACHE},
+    conditional,
+};
+
+/// Headers a `304 Not Modified` carries from the stored response
+/// (RFC 9110 §15.4.5).
+const NOT_MODIFIED_HEADERS: [header::HeaderName; 7] = [
+    header::CACHE_CONTROL,
+    header::CONTENT_LOCATION,
+    header::DATE,
+    header::ETAG,
+    header::EXPIRES,
+    header::VARY,
+    header::LAST_MODIFIED,
+];
+
+impl Cache {
+    pub(crate) fn respond_hit<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry) -> Response<CacheBody<B>> {
+        let ttl = entry.ttl_secs(self.inner.clock.now_ms());
+        self.respond_entry(ex, entry, Status::hit(ttl))
+    }
+
+    /// The response for a request that waited on another's fetch.
+    pub(crate) fn respond_collapsed<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry, fwd: Fwd) -> Response<CacheBody<B>> {
+        let mut status = Status::forward(fwd);
+        status.fwd_status = Some(entry.status.as_u16());
+        status.collapsed = true;
+        self.respond_entry(ex, entry, status)
+    }
+
+    /// Answers from an entry: `304` when the request's conditionals allow,
+    /// no body for `HEAD`.
+    pub(crate) fn respond_entry<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry, status: Status) -> Response<CacheBody<B>> {
+        let age = entry.age_secs(self.inner.clock.now_ms());
+        if entry.status == StatusCode::OK && conditional::not_modified(&ex.parts.headers, &entry.headers) {
+            let mut headers = HeaderMap::with_capacity(NOT_MODIFIED_HEADERS.len() + 3);
+            for name in NOT_MODIFIED_HEADERS {
+                for value in entry.headers.get_all(&name) {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+            return self.finish(ex, StatusCode::NOT_MODIFIED, headers, CacheBody::empty(), status, Some(age));
+        }
+        let mut headers = entry.headers.clone();
+        let body = if ex.parts.method == Method::HEAD {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
+            CacheBody::empty()
+        } else {
+            CacheBody::full(entry.body.clone())
+        };
+        self.finish(ex, entry.status, headers, body, status, Some(age))
+    }
+
+    /// A response from the origin that was not stored.
+    pub(crate) fn respond_passed<B>(
+        &self,
+        ex: &Exchange<'_>,
+        parts: response::Parts,
+        body: CacheBody<B>,
+        status: Status,
+    ) -> Response<CacheBody<B>> {
+        let body = if ex.parts.method == Method::HEAD {
+            CacheBody::empty()
+        } else {
+            body
+        };
+        let mut response = Response::from_parts(parts, body);
+        decorate(response.headers_mut(), &self.inner.name, status);
+        response
+    }
+
+    /// A response passed through without caching.
+    pub(crate) fn pass<B>(&self, response: Response<B>, status: Status) -> Response<CacheBody<B>> {
+        let (mut parts, body) = response.into_parts();
+        parts.extensions.remove::<CacheHints>();
+        decorate(&mut parts.headers, &self.inner.name, status);
+        Response::from_parts(parts, CacheBody::stream(body))
+    }
+
+    fn finish<B>(
+        &self,
+        ex: &Exchange<'_>,
+        code: StatusCode,
+        mut headers: HeaderMap,
+        body: CacheBody<B>,
+        status: Status,
+        age: Option<u64>,
+    ) -> Response<CacheBody<B>> {
+        if let Some(age) = age {
+            headers.insert(header::AGE, HeaderValue::from(age));
+        }
+        if let Some(cc) = &ex.policy.downstream_cache_control {
+            headers.insert(header::CACHE_CONTROL, cc.clone());
+        }
+        decorate(&mut headers, &self.inner.name, status);
+        let mut response = Response::new(body);
+        *response.status_mut() = code;
+        *response.headers_mut() = headers;
+        response
+    }
+}
+
+fn decorate(headers: &mut HeaderMap, name: &str, status: Status) {
+    headers.insert(CACHE_STATUS, status.cache_status(name));
+    headers.insert(X_CACHE, status.x_cache());
+}

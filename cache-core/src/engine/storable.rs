@@ -1,0 +1,187 @@
+//! Whether a response may be stored, and the entry made from it.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, response};
+
+use super::{
+    Cache,
+    serve::{Exchange, uri_tag},
+};
+use crate::{
+    CacheHints, CachedEntry,
+    cache_control::CacheControl,
+    cache_status::{CACHE_STATUS, X_CACHE},
+    clock::duration_ms,
+    tags::TagContext,
+};
+
+/// Headers that describe one connection, not the response (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+impl Cache {
+    /// Why the response must not be stored, if it must not.
+    pub(crate) fn refusal(&self, ex: &Exchange<'_>, parts: &response::Parts, hints: &CacheHints) -> Option<&'static str> {
+        if !ex.policy.is_cacheable_status(parts.status) {
+            return Some("status not cacheable");
+        }
+        if hints.is_no_store() {
+            return Some("handler asked not to store");
+        }
+        if parts.headers.contains_key(header::SET_COOKIE) {
+            return Some("response sets a cookie");
+        }
+        let cc = CacheControl::from_headers(&parts.headers);
+        if cc.has("no-store") || cc.has("private") || cc.has("no-cache") {
+            return Some("response Cache-Control forbids storing");
+        }
+        if vary_names(&parts.headers).any(|v| v == "*") {
+            return Some("response varies on everything (Vary: *)");
+        }
+        let request_cc = CacheControl::from_headers(&ex.parts.headers);
+        if request_cc.has("no-store") {
+            return Some("request Cache-Control: no-store");
+        }
+        let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
+        if authorized && !(cc.has("public") || cc.has("s-maxage") || cc.has("must-revalidate")) {
+            return Some("request carries Authorization and the response is not marked shareable");
+        }
+        if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
+            return Some("zero TTL");
+        }
+        None
+    }
+
+    /// Makes the entry for a storable response.
+    pub(crate) fn build_entry(&self, ex: &Exchange<'_>, parts: response::Parts, body: Bytes, hints: &CacheHints) -> CachedEntry {
+        let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
+        let vary = self.varied_values(ex, &parts.headers);
+        let mut headers = end_to_end(parts.headers);
+        if parts.status == StatusCode::OK && !headers.contains_key(header::ETAG) {
+            headers.insert(header::ETAG, generated_etag(&body));
+        }
+        let fresh_for = hints.ttl_override().unwrap_or_else(|| ex.policy.ttl_for(parts.status));
+        let mut tags = self.route_tags(ex);
+        tags.extend(hints.tags().iter().cloned());
+        tags.push(uri_tag(ex.key.uri()));
+        tags.sort_unstable();
+        tags.dedup();
+        let mut entry = CachedEntry::new(parts.status, headers, body, self.inner.clock.now_ms(), duration_ms(fresh_for));
+        entry.initial_age_ms = initial_age_ms;
+        entry.stale_while_revalidate_ms = duration_ms(ex.policy.stale_while_revalidate);
+        entry.stale_if_error_ms = duration_ms(ex.policy.stale_if_error);
+        entry.tags = tags;
+        entry.vary = vary;
+        entry
+    }
+
+    /// The policy's tag templates rendered for this request.
+    pub(crate) fn route_tags(&self, ex: &Exchange<'_>) -> Vec<String> {
+        if ex.policy.tags.is_empty() {
+            return Vec::new();
+        }
+        let tenant = ex.policy.key.tenant(&ex.parts);
+        let ctx = TagContext {
+            tenant: tenant.as_deref(),
+            headers: &ex.parts.headers,
+            route: ex.route,
+        };
+        ex.policy.tags.iter().filter_map(|t| t.render(&ctx)).collect()
+    }
+
+    /// The request's values of the headers the response varies on, except
+    /// those already in the key.
+    fn varied_values(&self, ex: &Exchange<'_>, response: &HeaderMap) -> Vec<(HeaderName, Option<HeaderValue>)> {
+        vary_names(response)
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .filter(|name| !ex.policy.key.vary.contains(name))
+            .map(|name| {
+                let value = crate::entry::combined_value(&ex.parts.headers, &name);
+                (name, value)
+            })
+            .collect()
+    }
+}
+
+fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+}
+
+fn age_header(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The headers worth storing: no hop-by-hop headers (nor those named by
+/// `Connection`), no `Age` or `Content-Length` (recomputed when served), no
+/// cache status headers from a cache further in.
+fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+    for name in [header::AGE, header::CONTENT_LENGTH, X_CACHE, CACHE_STATUS] {
+        headers.remove(name);
+    }
+    headers
+}
+
+/// A strong `ETag` from the body's BLAKE3 hash (128 bits).
+fn generated_etag(body: &[u8]) -> HeaderValue {
+    let hash = blake3::hash(body);
+    let hex = hash.to_hex();
+    let mut tag = String::with_capacity(34);
+    tag.push('"');
+    tag.push_str(&hex[..32]);
+    tag.push('"');
+    HeaderValue::try_from(tag).expect("a quoted hex string is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_recomputed_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-conn-only"));
+        h.insert("x-conn-only", HeaderValue::from_static("1"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::AGE, HeaderValue::from_static("5"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let kept = end_to_end(h);
+        assert_eq!(kept.len(), 1);
+        assert!(kept.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn generated_etags_follow_the_body() {
+        assert_eq!(generated_etag(b"a"), generated_etag(b"a"));
+        assert_ne!(generated_etag(b"a"), generated_etag(b"b"));
+        assert_eq!(generated_etag(b"a").len(), 34);
+    }
+}

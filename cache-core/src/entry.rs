@@ -1,0 +1,160 @@
+//! The stored form of a response.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+/// A response as the cache keeps it.
+///
+/// Holds what is needed to answer later requests without the origin: the
+/// status, the end-to-end headers (hop-by-hop headers, `Age` and
+/// `Content-Length` are not kept), the body, when it was stored and how long
+/// it stays fresh and usable stale, its tags, and the values of the request
+/// headers named by the response's `Vary`.
+///
+/// Entries are encoded for shared stores with [`codec`](crate::codec).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CachedEntry {
+    /// The response status.
+    pub status: StatusCode,
+    /// End-to-end response headers, including a generated `ETag`.
+    pub headers: HeaderMap,
+    /// The whole response body.
+    pub body: Bytes,
+    /// Wall-clock time the entry was stored, in ms since the Unix epoch.
+    pub stored_at_ms: u64,
+    /// The response's age when it was stored (from an upstream `Age`), in ms.
+    pub initial_age_ms: u64,
+    /// How long after `stored_at_ms` the entry is fresh, in ms.
+    pub fresh_for_ms: u64,
+    /// How long after freshness ends a stale copy may be served while it is
+    /// refreshed, in ms.
+    pub stale_while_revalidate_ms: u64,
+    /// How long after freshness ends a stale copy may be served when the
+    /// origin fails, in ms.
+    pub stale_if_error_ms: u64,
+    /// Tags the entry can be invalidated by.
+    pub tags: Vec<String>,
+    /// Request header values this response varies on (from its `Vary`), in
+    /// the order of the `Vary` header; `None` when the request lacked the
+    /// header.
+    pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+}
+
+impl CachedEntry {
+    /// An entry stored at `stored_at_ms`, fresh for `fresh_for_ms`, with no
+    /// stale windows, tags or varied headers.
+    pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes, stored_at_ms: u64, fresh_for_ms: u64) -> Self {
+        CachedEntry {
+            status,
+            headers,
+            body,
+            stored_at_ms,
+            initial_age_ms: 0,
+            fresh_for_ms,
+            stale_while_revalidate_ms: 0,
+            stale_if_error_ms: 0,
+            tags: Vec::new(),
+            vary: Vec::new(),
+        }
+    }
+
+    /// The time at which the entry stops being fresh, in ms since the epoch.
+    pub fn fresh_until_ms(&self) -> u64 {
+        self.stored_at_ms.saturating_add(self.fresh_for_ms)
+    }
+
+    /// Whether the entry is fresh at `now_ms`.
+    pub fn is_fresh(&self, now_ms: u64) -> bool {
+        now_ms < self.fresh_until_ms()
+    }
+
+    /// The entry's age at `now_ms` (RFC 9111 §4.2.3), in whole seconds.
+    pub fn age_secs(&self, now_ms: u64) -> u64 {
+        let resident = now_ms.saturating_sub(self.stored_at_ms);
+        self.initial_age_ms.saturating_add(resident) / 1000
+    }
+
+    /// Remaining freshness at `now_ms`, in whole seconds (0 when stale).
+    pub fn ttl_secs(&self, now_ms: u64) -> u64 {
+        self.fresh_until_ms().saturating_sub(now_ms) / 1000
+    }
+
+    /// How long a store should keep the entry: its freshness plus the longer
+    /// of its stale windows, in ms.
+    pub fn retain_for_ms(&self) -> u64 {
+        let stale = self.stale_while_revalidate_ms.max(self.stale_if_error_ms);
+        self.fresh_for_ms.saturating_add(stale)
+    }
+
+    /// The entry's `ETag`, if any.
+    pub fn etag(&self) -> Option<&HeaderValue> {
+        self.headers.get(header::ETAG)
+    }
+
+    /// Whether the request headers select this entry: every header the
+    /// response varies on has the same value in the request as when stored.
+    pub fn vary_matches(&self, request: &HeaderMap) -> bool {
+        self.vary
+            .iter()
+            .all(|(name, stored)| combined_value(request, name).as_ref() == stored.as_ref())
+    }
+
+    /// Approximate memory held by the entry, in bytes.
+    pub fn weight(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+        let tags: usize = self.tags.iter().map(|t| t.len() + 24).sum();
+        let vary: usize = self
+            .vary
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len) + 32)
+            .sum();
+        std::mem::size_of::<Self>() + self.body.len() + headers + tags + vary
+    }
+}
+
+/// All values of a request header joined with `", "`, as compared for `Vary`.
+pub(crate) fn combined_value(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for v in std::iter::once(second).chain(values) {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    HeaderValue::from_bytes(&joined).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_age_and_ttl() {
+        let mut e = CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::new(), 10_000, 60_000);
+        e.initial_age_ms = 5_000;
+        assert!(e.is_fresh(69_999));
+        assert!(!e.is_fresh(70_000));
+        assert_eq!(e.age_secs(20_000), 15);
+        assert_eq!(e.ttl_secs(20_000), 50);
+        assert_eq!(e.ttl_secs(90_000), 0);
+    }
+
+    #[test]
+    fn vary_compares_combined_values() {
+        let mut e = CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::new(), 0, 1);
+        e.vary = vec![
+            (header::ACCEPT_LANGUAGE, Some(HeaderValue::from_static("en, fr"))),
+            (header::ACCEPT_ENCODING, None),
+        ];
+        let mut req = HeaderMap::new();
+        req.append(header::ACCEPT_LANGUAGE, HeaderValue::from_static("en"));
+        req.append(header::ACCEPT_LANGUAGE, HeaderValue::from_static("fr"));
+        assert!(e.vary_matches(&req));
+        req.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        assert!(!e.vary_matches(&req));
+    }
+}

@@ -1,0 +1,68 @@
+//! Invalidation from code.
+
+use http::Request;
+
+use crate::{Cache, CachePolicy, engine::uri_tag, error::StoreError};
+
+/// Drops entries: by key, by tag, by key prefix, or every variant of a
+/// request's URI.
+///
+/// Get one from [`Cache::invalidator`]; it is cheap to clone and can live in
+/// application state or be extracted in handlers. Every invalidation also
+/// stops responses fetched before it from being stored afterwards.
+///
+/// # Errors
+///
+/// Each method returns the store's error; the entries may then still be
+/// there until they expire.
+#[derive(Debug, Clone)]
+pub struct Invalidator {
+    pub(crate) cache: Cache,
+}
+
+impl Invalidator {
+    /// Drops every entry carrying `tag`; returns how many were dropped.
+    pub async fn tag(&self, tag: impl Into<String>) -> Result<u64, StoreError> {
+        self.tags([tag.into()]).await
+    }
+
+    /// Drops every entry carrying any of `tags`; returns how many.
+    pub async fn tags<I, S>(&self, tags: I) -> Result<u64, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        self.cache.bump_epoch();
+        let dropped = self.cache.inner.store.invalidate_tags(&tags).await?;
+        tracing::debug!(?tags, dropped, "invalidated tags");
+        Ok(dropped)
+    }
+
+    /// Drops the entry stored at `key` (see [`CacheKey`](crate::CacheKey)).
+    pub async fn key(&self, key: &str) -> Result<bool, StoreError> {
+        self.cache.bump_epoch();
+        self.cache.inner.store.delete(key).await
+    }
+
+    /// Drops every entry whose key starts with `prefix`; see
+    /// [`KeySpec::prefix`](crate::KeySpec::prefix) to build one. May scan
+    /// the store.
+    pub async fn prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.cache.bump_epoch();
+        self.cache.inner.store.invalidate_prefix(prefix).await
+    }
+
+    /// Drops every stored variant of the URI that `request` addresses under
+    /// `policy`, as a successful unsafe request on it would.
+    pub async fn request<B>(&self, policy: &CachePolicy, request: &Request<B>) -> Result<u64, StoreError> {
+        let mut head = Request::new(());
+        *head.method_mut() = request.method().clone();
+        *head.uri_mut() = request.uri().clone();
+        *head.headers_mut() = request.headers().clone();
+        *head.extensions_mut() = request.extensions().clone();
+        let (parts, ()) = head.into_parts();
+        let key = policy.key().build(&parts);
+        self.tag(uri_tag(key.uri())).await
+    }
+}

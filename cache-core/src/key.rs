@@ -1,0 +1,288 @@
+//! Cache keys: which requests share a stored response.
+//!
+//! A key is built from the policy's [`KeySpec`] and the request:
+//!
+//! ```text
+//! namespace : version : tenant : path ? query : principal : varied headers
+//! '--------------- URI part -------------'
+//! ```
+//!
+//! Every component is percent-escaped so that the separators (`:`, `=`,
+//! `&`, `#`, `%`) never appear inside one, and optional components are empty
+//! when absent and start with `=` when present. The layout is therefore
+//! injective: two requests that differ in any keyed component never share a
+//! key, whatever bytes a tenant id, path, query or header holds. Query
+//! parameters are decoded the way applications decode them, filtered by the
+//! spec and sorted by name, so `?b=2&a=1` and `?a=1&b=2` share a key. Keys
+//! longer than [`MAX_KEY_LEN`] keep a readable prefix and end in `#` and a
+//! 128-bit BLAKE3 hash of the whole key.
+//!
+//! The URI part (namespace to query) is what [`CacheKey::uri`] returns; every
+//! variant stored for one URI can be invalidated through it.
+
+use std::{collections::BTreeSet, fmt, fmt::Write as _, sync::Arc};
+
+use http::{HeaderMap, HeaderName, request::Parts};
+
+/// Keys never exceed this many bytes.
+pub const MAX_KEY_LEN: usize = 250;
+const HASHED_PREFIX_LEN: usize = 200;
+
+/// The tenant of a request, as a request extension.
+///
+/// Insert it from your own middleware (after authentication, for instance)
+/// and select it with [`TenantSource::Extension`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant(pub String);
+
+/// Where a policy reads the tenant of a request from.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum TenantSource {
+    /// A request header, such as `x-tenant-id`.
+    Header(HeaderName),
+    /// A [`Tenant`] request extension.
+    Extension,
+    /// A function of the request head.
+    Function(Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>),
+}
+
+impl fmt::Debug for TenantSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TenantSource::Header(h) => f.debug_tuple("Header").field(h).finish(),
+            TenantSource::Extension => f.write_str("Extension"),
+            TenantSource::Function(_) => f.write_str("Function(..)"),
+        }
+    }
+}
+
+impl TenantSource {
+    /// The tenant of the request, if it has one.
+    pub fn tenant(&self, parts: &Parts) -> Option<String> {
+        match self {
+            TenantSource::Header(name) => {
+                let value = parts.headers.get(name)?;
+                Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+            }
+            TenantSource::Extension => parts.extensions.get::<Tenant>().map(|t| t.0.clone()),
+            TenantSource::Function(f) => f(parts),
+        }
+    }
+}
+
+/// Which query parameters are part of the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryFilter {
+    /// Every parameter (the default).
+    #[default]
+    All,
+    /// No parameter: the query string is ignored.
+    None,
+    /// Only these parameters.
+    Allow(BTreeSet<String>),
+    /// Every parameter but these (tracking parameters, for instance).
+    Deny(BTreeSet<String>),
+}
+
+impl QueryFilter {
+    fn keeps(&self, name: &str) -> bool {
+        match self {
+            QueryFilter::All => true,
+            QueryFilter::None => false,
+            QueryFilter::Allow(names) => names.contains(name),
+            QueryFilter::Deny(names) => !names.contains(name),
+        }
+    }
+}
+
+/// What a policy's keys are made of. Built through
+/// [`CachePolicyBuilder`](crate::CachePolicyBuilder).
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub(crate) namespace: String,
+    pub(crate) version: u32,
+    pub(crate) tenant: Option<TenantSource>,
+    pub(crate) by_principal: bool,
+    pub(crate) query: QueryFilter,
+    pub(crate) vary: Vec<HeaderName>,
+}
+
+impl Default for KeySpec {
+    fn default() -> Self {
+        KeySpec {
+            namespace: "http".to_owned(),
+            version: 1,
+            tenant: None,
+            by_principal: false,
+            query: QueryFilter::All,
+            vary: Vec::new(),
+        }
+    }
+}
+
+/// A built cache key and the URI part that all of its variants share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    key: String,
+    uri: String,
+}
+
+impl CacheKey {
+    /// The full key, under which one response is stored.
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+
+    /// The URI part: namespace, version, tenant, path and query.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+impl KeySpec {
+    /// Whether the key includes the request's credentials, so that
+    /// responses to authenticated requests may be stored per principal.
+    pub fn keys_by_principal(&self) -> bool {
+        self.by_principal
+    }
+
+    /// The tenant of a request according to this spec.
+    pub fn tenant(&self, parts: &Parts) -> Option<String> {
+        self.tenant.as_ref()?.tenant(parts)
+    }
+
+    /// Builds the key of a request.
+    pub fn build(&self, parts: &Parts) -> CacheKey {
+        let mut key = String::with_capacity(96);
+        self.write_uri_part(parts, &mut key);
+        let uri = bounded(key.clone());
+        key.push(':');
+        if self.by_principal {
+            write_principal(&parts.headers, &mut key);
+        }
+        key.push(':');
+        self.write_vary(&parts.headers, &mut key);
+        CacheKey { key: bounded(key), uri }
+    }
+
+    /// The key prefix shared by every entry of this spec for `tenant` whose
+    /// path starts with `path_prefix`. Use it with
+    /// [`Invalidator::prefix`](crate::Invalidator::prefix).
+    pub fn prefix(&self, tenant: Option<&str>, path_prefix: &str) -> String {
+        let mut out = String::new();
+        self.write_head(tenant.map(str::as_bytes), &mut out);
+        escape_into(path_prefix.as_bytes(), &mut out);
+        out
+    }
+
+    fn write_head(&self, tenant: Option<&[u8]>, out: &mut String) {
+        escape_into(self.namespace.as_bytes(), out);
+        let _ = write!(out, ":{}:", self.version);
+        if let Some(t) = tenant {
+            out.push('=');
+            escape_into(t, out);
+        }
+        out.push(':');
+    }
+
+    fn write_uri_part(&self, parts: &Parts, out: &mut String) {
+        match &self.tenant {
+            // The raw bytes, so that distinct non-UTF-8 ids stay distinct.
+            Some(TenantSource::Header(name)) => {
+                self.write_head(parts.headers.get(name).map(|v| v.as_bytes()), out);
+            }
+            _ => self.write_head(self.tenant(parts).as_deref().map(str::as_bytes), out),
+        }
+        escape_into(parts.uri.path().as_bytes(), out);
+        out.push('?');
+        if let Some(query) = parts.uri.query() {
+            self.write_query(query, out);
+        }
+    }
+
+    fn write_query(&self, query: &str, out: &mut String) {
+        if matches!(self.query, QueryFilter::None) {
+            return;
+        }
+        let mut pairs: Vec<_> = form_urlencoded::parse(query.as_bytes())
+            .filter(|(name, _)| self.query.keeps(name))
+            .collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            escape_into(name.as_bytes(), out);
+            out.push('=');
+            escape_into(value.as_bytes(), out);
+        }
+    }
+
+    fn write_vary(&self, headers: &HeaderMap, out: &mut String) {
+        for (i, name) in self.vary.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            out.push_str(name.as_str());
+            if let Some(value) = crate::entry::combined_value(headers, name) {
+                out.push('=');
+                escape_into(value.as_bytes(), out);
+            }
+        }
+    }
+}
+
+fn write_principal(headers: &HeaderMap, out: &mut String) {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+        out.push('=');
+        let hash = blake3::hash(auth.as_bytes());
+        out.push_str(&hash.to_hex()[..32]);
+    }
+}
+
+fn bounded(key: String) -> String {
+    if key.len() <= MAX_KEY_LEN {
+        return key;
+    }
+    let hash = blake3::hash(key.as_bytes());
+    let mut out = String::with_capacity(HASHED_PREFIX_LEN + 33);
+    out.push_str(&key[..HASHED_PREFIX_LEN]);
+    out.push('#');
+    out.push_str(&hash.to_hex()[..32]);
+    out
+}
+
+/// Bytes that stand for themselves in a key; everything else is `%XX`.
+fn is_plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'_' | b'~' | b'/' | b'@' | b'!' | b'$' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';'
+        )
+}
+
+/// Percent-escapes `bytes` into `out`. The output is ASCII, so a key can be
+/// cut at any byte.
+pub(crate) fn escape_into(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if is_plain(b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xF)]));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

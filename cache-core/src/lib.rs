@@ -1,0 +1,114 @@
+//! The engine of server-side HTTP response caching for Rust web apps.
+//!
+//! `cache-core` knows no web framework: it speaks [`http`] types and
+//! [`bytes`]. The adapters — `cache-tower` (any tower stack), `cache-axum`
+//! and `cache-actix` — translate their framework's requests and responses
+//! and call [`Cache::serve`]. One behaviour, written once.
+//!
+//! What happens to a request:
+//!
+//! 1. **Policy.** The route's [`CachePolicy`] (or none: the request passes
+//!    through). Only `GET` and `HEAD` are served from the cache; `POST`,
+//!    `PUT`, `PATCH` and `DELETE` pass through and, when they succeed, drop
+//!    the entries of their own URI and the tags their route declares.
+//! 2. **Key.** Built by the policy's [`KeySpec`]: namespace, version, tenant,
+//!    path, allowed query parameters in sorted order, varied headers; escaped
+//!    so that no two different requests share a key.
+//! 3. **Lookup.** A fresh entry whose `Vary` matches is a hit. A store error
+//!    counts as a miss.
+//! 4. **Conditional requests.** `If-None-Match` (weak comparison, lists,
+//!    `*`) and `If-Modified-Since` get `304 Not Modified` from stored
+//!    responses, on hits and after a miss.
+//! 5. **Coalescing.** One request per key goes to the origin; the others
+//!    wait (bounded) and share its response. A cancelled leader hands over to
+//!    a waiter. A response that cannot be stored releases the waiters and the
+//!    key skips coalescing for a while (hit-for-miss).
+//! 6. **Store.** Only what HTTP and the policy allow: a cacheable status; no
+//!    `no-store`, `no-cache`, `private` or `Set-Cookie`; no `Vary: *`; no
+//!    `Authorization` on the request unless the policy keys by principal or
+//!    the response is marked `public`/`s-maxage`/`must-revalidate`; a body
+//!    within the size limit (read up to the limit only; a larger body streams
+//!    through). An `ETag` is generated when the origin sent none.
+//! 7. **Respond.** `Age`, `Cache-Status` (RFC 9211) and `X-Cache`, and the
+//!    policy's downstream `Cache-Control`. `HEAD` is answered from a stored
+//!    `GET`.
+//!
+//! Decisions where HTTP leaves room: a client's `Cache-Control: no-cache` or
+//! `max-age=0` does not bypass a fresh entry (clients cannot force origin
+//! load); `Range`, `If-Match`, `If-Unmodified-Since` and `If-Range` requests
+//! pass through; request cookies are not part of the key — a response that
+//! depends on them must say so with `Vary: Cookie`, `private` or
+//! `Set-Cookie`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use cache_core::{Cache, CachePolicy, MokaStore, RouteMatch};
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//!
+//! # tokio_test();
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn tokio_test() {
+//! let cache = Cache::new(MokaStore::new());
+//! let policy = CachePolicy::builder().ttl("5m").build().unwrap();
+//! let origin = |_req: Request<()>| async {
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+//! };
+//! let get = || Request::get("/greeting").body(()).unwrap();
+//!
+//! let first = cache.serve(&policy, &RouteMatch::default(), get(), origin).await.unwrap();
+//! assert_eq!(first.headers()["x-cache"], "MISS");
+//! let second = cache.serve(&policy, &RouteMatch::default(), get(), origin).await.unwrap();
+//! assert_eq!(second.headers()["x-cache"], "HIT");
+//! assert_eq!(second.headers()["cache-status"], "cache; hit; ttl=300");
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `moka` (default): the embedded [`MokaStore`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+pub mod cache_control;
+mod cache_status;
+mod clock;
+mod coalesce;
+pub mod codec;
+pub mod conditional;
+mod engine;
+mod entry;
+pub mod error;
+mod hints;
+mod hit_for_miss;
+mod invalidate;
+pub mod key;
+mod policy;
+mod route;
+pub mod store;
+mod tags;
+mod ttl;
+
+pub use body::CacheBody;
+pub use cache_status::{CACHE_STATUS, X_CACHE};
+pub use clock::Clock;
+pub use engine::{Cache, CacheBuilder, DEFAULT_NAME};
+pub use entry::CachedEntry;
+pub use error::{BoxError, ConfigError, StoreError};
+pub use hints::CacheHints;
+pub use invalidate::Invalidator;
+pub use key::{CacheKey, KeySpec, QueryFilter, Tenant, TenantSource};
+pub use policy::{
+    CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS, DEFAULT_MAX_BODY_SIZE,
+    IntoTtl,
+};
+pub use route::{Policies, RouteMatch};
+pub use store::Store;
+#[cfg(feature = "moka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
+pub use store::{MokaStore, MokaStoreBuilder};
+pub use tags::TagTemplate;
+pub use ttl::Ttl;

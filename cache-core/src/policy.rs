@@ -1,0 +1,438 @@
+//! Route policies: how long, under which key, with which tags.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use http::{HeaderName, HeaderValue, StatusCode, request::Parts};
+
+use crate::{
+    Ttl,
+    error::ConfigError,
+    key::{KeySpec, QueryFilter, TenantSource},
+    tags::TagTemplate,
+};
+
+/// Statuses cached by default: those RFC 9110 §15.1 calls heuristically
+/// cacheable, except `206 Partial Content` (ranges are passed through).
+pub const DEFAULT_CACHEABLE_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+/// Bodies larger than this are passed through uncached, by default.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+/// How long requests wait for another request fetching the same key, by default.
+pub const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a key whose response was not storable skips coalescing, by default.
+pub const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
+
+/// The caching policy of a route. Cheap to clone.
+///
+/// Built with [`CachePolicy::builder`]; see [`CachePolicyBuilder`] for every
+/// setting and its default.
+///
+/// # Example
+///
+/// ```
+/// use cache_core::CachePolicy;
+///
+/// let policy = CachePolicy::builder()
+///     .ttl("1h")
+///     .stale_while_revalidate("30s")
+///     .tenant_header("x-tenant-id")
+///     .query_allow(["page", "limit"])
+///     .tag("product:{tenant}:{id}")
+///     .build()
+///     .unwrap();
+/// assert_eq!(policy.ttl().as_secs(), 3600);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CachePolicy {
+    inner: Arc<PolicyInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PolicyInner {
+    pub(crate) ttl: Duration,
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    pub(crate) jitter: Duration,
+    pub(crate) status_ttls: Vec<(StatusCode, Duration)>,
+    pub(crate) cacheable: BTreeSet<u16>,
+    pub(crate) max_body_size: usize,
+    pub(crate) key: KeySpec,
+    pub(crate) tags: Vec<TagTemplate>,
+    pub(crate) downstream_cache_control: Option<HeaderValue>,
+    pub(crate) coalesce: bool,
+    pub(crate) coalesce_timeout: Duration,
+    pub(crate) hit_for_miss: Duration,
+}
+
+impl CachePolicy {
+    /// A builder with every default.
+    pub fn builder() -> CachePolicyBuilder {
+        CachePolicyBuilder::default()
+    }
+
+    /// A policy that keeps responses for `ttl` with every other default.
+    ///
+    /// # Panics
+    ///
+    /// Never: a policy with only a TTL is always valid.
+    pub fn with_ttl(ttl: impl Into<Ttl>) -> Self {
+        CachePolicy::builder()
+            .ttl(ttl.into())
+            .build()
+            .expect("a policy with only a TTL is valid")
+    }
+
+    /// The freshness lifetime of entries.
+    pub fn ttl(&self) -> Duration {
+        self.inner.ttl
+    }
+
+    /// The key spec.
+    pub fn key(&self) -> &KeySpec {
+        &self.inner.key
+    }
+
+    /// The tenant of a request, according to the key spec.
+    pub fn tenant(&self, parts: &Parts) -> Option<String> {
+        self.inner.key.tenant(parts)
+    }
+
+    pub(crate) fn inner(&self) -> &PolicyInner {
+        &self.inner
+    }
+}
+
+impl PolicyInner {
+    /// The freshness lifetime for a response status, with jitter applied.
+    pub(crate) fn ttl_for(&self, status: StatusCode) -> Duration {
+        let base = self
+            .status_ttls
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(self.ttl, |(_, ttl)| *ttl);
+        if self.jitter.is_zero() || base.is_zero() {
+            return base;
+        }
+        let jitter_ms = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
+        base + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+    }
+
+    pub(crate) fn is_cacheable_status(&self, status: StatusCode) -> bool {
+        self.cacheable.contains(&status.as_u16())
+    }
+}
+
+/// Accepts a [`Duration`], a [`Ttl`] or a string such as `"10m"`; a string
+/// that does not parse is reported by `build()`.
+pub trait IntoTtl: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_ttl(self) -> Result<Ttl, String>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::time::Duration {}
+    impl Sealed for crate::Ttl {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+}
+
+impl IntoTtl for Duration {
+    fn into_ttl(self) -> Result<Ttl, String> {
+        Ok(Ttl::from(self))
+    }
+}
+impl IntoTtl for Ttl {
+    fn into_ttl(self) -> Result<Ttl, String> {
+        Ok(self)
+    }
+}
+impl IntoTtl for &str {
+    fn into_ttl(self) -> Result<Ttl, String> {
+        self.parse().map_err(|e: crate::error::ParseTtlError| e.to_string())
+    }
+}
+impl IntoTtl for String {
+    fn into_ttl(self) -> Result<Ttl, String> {
+        self.as_str().into_ttl()
+    }
+}
+
+/// Builds a [`CachePolicy`]; every setting is checked at [`build`](Self::build).
+#[derive(Debug)]
+#[must_use]
+pub struct CachePolicyBuilder {
+    inner: PolicyInner,
+    errors: Vec<ConfigError>,
+}
+
+impl Default for CachePolicyBuilder {
+    fn default() -> Self {
+        CachePolicyBuilder {
+            inner: PolicyInner {
+                ttl: Duration::from_secs(60),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+                jitter: Duration::ZERO,
+                status_ttls: Vec::new(),
+                cacheable: DEFAULT_CACHEABLE_STATUSES.into_iter().collect(),
+                max_body_size: DEFAULT_MAX_BODY_SIZE,
+                key: KeySpec::default(),
+                tags: Vec::new(),
+                downstream_cache_control: None,
+                coalesce: true,
+                coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
+                hit_for_miss: DEFAULT_HIT_FOR_MISS,
+            },
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl CachePolicyBuilder {
+    fn duration(&mut self, field: &'static str, value: impl IntoTtl) -> Duration {
+        match value.into_ttl() {
+            Ok(ttl) => ttl.as_duration(),
+            Err(reason) => {
+                self.errors.push(ConfigError::invalid(field, reason));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// How long a response stays fresh. Default: 60 seconds.
+    pub fn ttl(mut self, ttl: impl IntoTtl) -> Self {
+        self.inner.ttl = self.duration("ttl", ttl);
+        self
+    }
+
+    /// How long after expiry a stale response may be served while it is
+    /// refreshed in the background. Default: none.
+    pub fn stale_while_revalidate(mut self, window: impl IntoTtl) -> Self {
+        self.inner.stale_while_revalidate = self.duration("stale_while_revalidate", window);
+        self
+    }
+
+    /// How long after expiry a stale response may be served when the origin
+    /// fails. Default: none.
+    pub fn stale_if_error(mut self, window: impl IntoTtl) -> Self {
+        self.inner.stale_if_error = self.duration("stale_if_error", window);
+        self
+    }
+
+    /// A random extra lifetime between zero and `jitter` added to each entry,
+    /// so that entries stored together do not expire together. Default: none.
+    pub fn jitter(mut self, jitter: impl IntoTtl) -> Self {
+        self.inner.jitter = self.duration("jitter", jitter);
+        self
+    }
+
+    /// A different TTL for one status, such as a short one for `404`. The
+    /// status also becomes cacheable.
+    pub fn status_ttl(mut self, status: StatusCode, ttl: impl IntoTtl) -> Self {
+        let ttl = self.duration("status_ttl", ttl);
+        self.inner.status_ttls.retain(|(s, _)| *s != status);
+        self.inner.status_ttls.push((status, ttl));
+        self.inner.cacheable.insert(status.as_u16());
+        self
+    }
+
+    /// Replaces the set of cacheable statuses. Default:
+    /// [`DEFAULT_CACHEABLE_STATUSES`].
+    pub fn cacheable_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.inner.cacheable = statuses.into_iter().map(|s| s.as_u16()).collect();
+        self
+    }
+
+    /// The largest body stored, in bytes; larger bodies stream through
+    /// uncached and are never buffered past this size. Default: 1 MiB.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.inner.max_body_size = bytes;
+        self
+    }
+
+    /// The first key component, separating applications or route groups
+    /// that share a store. Default: `http`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.inner.key.namespace = namespace.into();
+        self
+    }
+
+    /// A version in every key; bump it to orphan every entry of the policy
+    /// at once. Default: 1.
+    pub fn key_version(mut self, version: u32) -> Self {
+        self.inner.key.version = version;
+        self
+    }
+
+    /// Reads the tenant from a request header; responses are never shared
+    /// between tenants.
+    pub fn tenant_header(mut self, name: &str) -> Self {
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) => self.inner.key.tenant = Some(TenantSource::Header(h)),
+            Err(e) => self.errors.push(ConfigError::invalid("tenant_header", e)),
+        }
+        self
+    }
+
+    /// Reads the tenant from any [`TenantSource`].
+    pub fn tenant(mut self, source: TenantSource) -> Self {
+        self.inner.key.tenant = Some(source);
+        self
+    }
+
+    /// Keys by the request's `Authorization` header (hashed), so that
+    /// responses to authenticated requests are stored, each for its own
+    /// principal only.
+    pub fn key_by_principal(mut self) -> Self {
+        self.inner.key.by_principal = true;
+        self
+    }
+
+    /// Keys only by these query parameters; others are ignored.
+    pub fn query_allow<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner.key.query = QueryFilter::Allow(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keys by every query parameter except these.
+    pub fn query_deny<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.inner.key.query = QueryFilter::Deny(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Ignores the query string entirely.
+    pub fn ignore_query(mut self) -> Self {
+        self.inner.key.query = QueryFilter::None;
+        self
+    }
+
+    /// Keys by the values of these request headers (one stored variant per
+    /// combination of values). Headers not named here, or in the response's
+    /// `Vary`, never change which response is served.
+    pub fn vary<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for name in headers {
+            match HeaderName::from_bytes(name.as_ref().as_bytes()) {
+                Ok(h) if !self.inner.key.vary.contains(&h) => self.inner.key.vary.push(h),
+                Ok(_) => {}
+                Err(e) => self.errors.push(ConfigError::invalid("vary", e)),
+            }
+        }
+        self.inner.key.vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        self
+    }
+
+    /// Adds a tag template, such as `product:{tenant}:{id}`; see
+    /// [`TagTemplate`].
+    pub fn tag(mut self, template: &str) -> Self {
+        match template.parse() {
+            Ok(t) => self.inner.tags.push(t),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// The `Cache-Control` sent to clients and CDNs with responses the cache
+    /// stores or serves, replacing the origin's. Default: the origin's.
+    pub fn downstream_cache_control(mut self, value: &str) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(v) => self.inner.downstream_cache_control = Some(v),
+            Err(e) => self.errors.push(ConfigError::invalid("downstream_cache_control", e)),
+        }
+        self
+    }
+
+    /// Whether concurrent misses on one key share one origin request.
+    /// Default: on.
+    pub fn coalesce(mut self, enabled: bool) -> Self {
+        self.inner.coalesce = enabled;
+        self
+    }
+
+    /// The longest a request waits for another request's origin fetch before
+    /// going to the origin itself. Default: 10 seconds.
+    pub fn coalesce_timeout(mut self, timeout: impl IntoTtl) -> Self {
+        self.inner.coalesce_timeout = self.duration("coalesce_timeout", timeout);
+        self
+    }
+
+    /// How long a key whose response could not be stored skips coalescing,
+    /// so that requests for it do not queue behind each other. Default: 10
+    /// seconds.
+    pub fn hit_for_miss(mut self, duration: impl IntoTtl) -> Self {
+        self.inner.hit_for_miss = self.duration("hit_for_miss", duration);
+        self
+    }
+
+    /// Checks the settings and builds the policy.
+    ///
+    /// # Errors
+    ///
+    /// The first invalid setting: an unparsable duration, header name, header
+    /// value or tag template, or an empty namespace.
+    pub fn build(mut self) -> Result<CachePolicy, ConfigError> {
+        if let Some(e) = self.errors.drain(..).next() {
+            return Err(e);
+        }
+        if self.inner.key.namespace.is_empty() {
+            return Err(ConfigError::invalid("namespace", "must not be empty"));
+        }
+        if self.inner.coalesce_timeout.is_zero() && self.inner.coalesce {
+            return Err(ConfigError::invalid("coalesce_timeout", "must be positive while coalescing is on"));
+        }
+        Ok(CachePolicy {
+            inner: Arc::new(self.inner),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = CachePolicy::builder()
+            .ttl("5m")
+            .status_ttl(StatusCode::NOT_FOUND, "30s")
+            .status_ttl(StatusCode::IM_A_TEAPOT, Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let inner = p.inner();
+        assert_eq!(inner.ttl_for(StatusCode::OK), Duration::from_secs(300));
+        assert_eq!(inner.ttl_for(StatusCode::NOT_FOUND), Duration::from_secs(30));
+        assert!(inner.is_cacheable_status(StatusCode::IM_A_TEAPOT));
+        assert!(!inner.is_cacheable_status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!inner.is_cacheable_status(StatusCode::PARTIAL_CONTENT));
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let p = CachePolicy::builder().ttl("60s").jitter("10s").build().unwrap();
+        for _ in 0..200 {
+            let ttl = p.inner().ttl_for(StatusCode::OK);
+            assert!((Duration::from_secs(60)..=Duration::from_secs(70)).contains(&ttl));
+        }
+    }
+
+    #[test]
+    fn build_reports_the_bad_field() {
+        let err = CachePolicy::builder().ttl("forever").build().unwrap_err();
+        assert!(err.to_string().contains("`ttl`"), "{err}");
+        let err = CachePolicy::builder().tag("p:{").build().unwrap_err();
+        assert!(err.to_string().contains("p:{"), "{err}");
+        assert!(CachePolicy::builder().vary(["bad header"]).build().is_err());
+        assert!(CachePolicy::builder().namespace("").build().is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The embedded store: moka in memory, weighed by bytes, with a tag index.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use moka::{future::Cache, notification::RemovalCause};
+
+use crate::{CachedEntry, error::StoreError, store::Store};
+
+/// Capacity of [`MokaStore::default`]: 64 MiB.
+pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+/// An in-process store on [moka](https://docs.rs/moka).
+///
+/// Capacity is in bytes of entries (body, headers, tags, key), not in number
+/// of entries; when it is full, the least valuable entries are evicted
+/// (TinyLFU). Each entry expires after the TTL it was stored with. Tags are
+/// indexed in memory, so invalidating a tag costs O(entries with that tag).
+/// Cheap to clone: clones share the same entries.
+///
+/// # Example
+///
+/// ```
+/// use cache_core::MokaStore;
+///
+/// let store = MokaStore::builder().max_capacity(256 * 1024 * 1024).build();
+/// # let _ = store;
+/// ```
+#[derive(Clone)]
+pub struct MokaStore {
+    cache: Cache<String, Stored>,
+    tags: Arc<TagIndex>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for MokaStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MokaStore")
+            .field("entries", &self.cache.entry_count())
+            .field("weighted_bytes", &self.cache.weighted_size())
+            .finish()
+    }
+}
+
+impl Default for MokaStore {
+    fn default() -> Self {
+        MokaStore::builder().build()
+    }
+}
+
+/// A value in moka: the entry, how long to keep it, and an id that tells
+/// this entry from a later one at the same key.
+#[derive(Clone)]
+struct Stored {
+    entry: Arc<CachedEntry>,
+    ttl: Duration,
+    id: u64,
+}
+
+/// tag -> (key -> id of the entry at that key carrying the tag).
+#[derive(Default)]
+struct TagIndex {
+    map: Mutex<HashMap<String, HashMap<String, u64>>>,
+}
+
+impl TagIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u64>>> {
+        // The map stays consistent across a panic in another thread: every
+        // critical section is a plain insert or remove.
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, key: &str, stored: &Stored) {
+        let mut map = self.lock();
+        for tag in &stored.entry.tags {
+            map.entry(tag.clone()).or_default().insert(key.to_owned(), stored.id);
+        }
+    }
+
+    /// Forgets `key` under the removed entry's tags, unless a newer entry at
+    /// the same key has taken its place there.
+    fn forget(&self, key: &str, removed: &Stored) {
+        let mut map = self.lock();
+        for tag in &removed.entry.tags {
+            if let Some(keys) = map.get_mut(tag) {
+                if keys.get(key) == Some(&removed.id) {
+                    keys.remove(key);
+                }
+                if keys.is_empty() {
+                    map.remove(tag);
+                }
+            }
+        }
+    }
+
+    fn take(&self, tag: &str) -> Vec<String> {
+        self.lock().remove(tag).map(|keys| keys.into_keys().collect()).unwrap_or_default()
+    }
+}
+
+struct PerEntryExpiry;
+
+impl moka::Expiry<String, Stored> for PerEntryExpiry {
+    fn expire_after_create(&self, _key: &String, value: &Stored, _created_at: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(&self, _key: &String, value: &Stored, _updated_at: Instant, _left: Option<Duration>) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+impl MokaStore {
+    /// A store of [`DEFAULT_CAPACITY_BYTES`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder.
+    pub fn builder() -> MokaStoreBuilder {
+        MokaStoreBuilder {
+            max_capacity: DEFAULT_CAPACITY_BYTES,
+        }
+    }
+
+    /// Number of entries held (approximate until pending maintenance runs).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Bytes held (approximate until pending maintenance runs).
+    pub fn weighted_size(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    /// Runs moka's pending maintenance (evictions, counts) now.
+    pub async fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks().await;
+    }
+}
+
+/// Builds a [`MokaStore`].
+#[derive(Debug)]
+#[must_use]
+pub struct MokaStoreBuilder {
+    max_capacity: u64,
+}
+
+impl MokaStoreBuilder {
+    /// The most bytes of entries held. Default: 64 MiB.
+    pub fn max_capacity(mut self, bytes: u64) -> Self {
+        self.max_capacity = bytes;
+        self
+    }
+
+    /// Builds the store.
+    pub fn build(self) -> MokaStore {
+        let tags = Arc::new(TagIndex::default());
+        let listener_tags = Arc::clone(&tags);
+        let cache = Cache::builder()
+            .max_capacity(self.max_capacity)
+            .weigher(|key: &String, value: &Stored| u32::try_from(key.len() + value.entry.weight()).unwrap_or(u32::MAX))
+            .expire_after(PerEntryExpiry)
+            .eviction_listener(move |key: Arc<String>, value: Stored, _cause: RemovalCause| {
+                listener_tags.forget(&key, &value);
+            })
+            .build();
+        MokaStore {
+            cache,
+            tags,
+            next_id: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Store for MokaStore {
+    async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
+        Ok(self.cache.get(key).await.map(|s| s.entry))
+    }
+
+    async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
+        let stored = Stored {
+            entry,
+            ttl,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        };
+        self.tags.add(key, &stored);
+        self.cache.insert(key.to_owned(), stored).await;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.cache.remove(key).await.is_some())
+    }
+
+    async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for tag in tags {
+            for key in self.tags.take(tag) {
+                dropped += u64::from(self.cache.remove(&key).await.is_some());
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let keys: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .map(|(key, _)| key)
+            .collect();
+        let mut dropped = 0;
+        for key in keys {
+            dropped += u64::from(self.cache.remove(key.as_str()).await.is_some());
+        }
+        Ok(dropped)
+    }
+}

@@ -1,0 +1,171 @@
+//! Tag templates such as `product:{tenant}:{id}`, filled per request.
+
+use std::fmt;
+
+use http::HeaderName;
+
+use crate::{error::ConfigError, route::RouteMatch};
+
+/// A tag with placeholders, rendered for each request.
+///
+/// Placeholders:
+/// - `{tenant}`: the request's tenant (from the policy's key spec);
+/// - `{header.NAME}`: the value of request header `NAME`;
+/// - `{NAME}`: the path parameter `NAME` of the matched route.
+///
+/// A tag whose placeholder has no value for a request is not attached to
+/// that request's entry. Values are inserted as they are: the tags
+/// `a:{x}:{y}` for `x = "1:2", y = "3"` and `x = "1", y = "2:3"` are the same
+/// tag, which can only make an invalidation drop more entries, never fewer.
+///
+/// # Example
+///
+/// ```
+/// use cache_core::TagTemplate;
+///
+/// let t: TagTemplate = "product:{tenant}:{id}".parse().unwrap();
+/// assert_eq!(t.to_string(), "product:{tenant}:{id}");
+/// assert!("product:{".parse::<TagTemplate>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagTemplate {
+    source: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Tenant,
+    Header(HeaderName),
+    Param(String),
+}
+
+/// What a template is filled from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TagContext<'a> {
+    pub(crate) tenant: Option<&'a str>,
+    pub(crate) headers: &'a http::HeaderMap,
+    pub(crate) route: &'a RouteMatch,
+}
+
+impl TagTemplate {
+    /// Renders the tag, or `None` when a placeholder has no value.
+    pub(crate) fn render(&self, ctx: &TagContext<'_>) -> Option<String> {
+        let mut out = String::with_capacity(self.source.len() + 16);
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Tenant => out.push_str(ctx.tenant?),
+                Part::Header(name) => out.push_str(ctx.headers.get(name)?.to_str().ok()?),
+                Part::Param(name) => out.push_str(ctx.route.get(name)?),
+            }
+        }
+        Some(out)
+    }
+}
+
+impl std::str::FromStr for TagTemplate {
+    type Err = ConfigError;
+
+    fn from_str(source: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| ConfigError::TagTemplate {
+            template: source.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if source.is_empty() {
+            return Err(err("a tag cannot be empty"));
+        }
+        let mut parts = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find(['{', '}']) {
+            if rest.as_bytes()[open] == b'}' {
+                return Err(err("`}` without `{`"));
+            }
+            if open > 0 {
+                parts.push(Part::Literal(rest[..open].to_owned()));
+            }
+            let close = rest[open..].find('}').ok_or_else(|| err("`{` without `}`"))? + open;
+            parts.push(placeholder(&rest[open + 1..close]).map_err(err)?);
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Literal(rest.to_owned()));
+        }
+        Ok(TagTemplate {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+}
+
+fn placeholder(name: &str) -> Result<Part, &'static str> {
+    if name.is_empty() || name.contains('{') {
+        return Err("empty or nested placeholder");
+    }
+    if name == "tenant" {
+        return Ok(Part::Tenant);
+    }
+    if let Some(header) = name.strip_prefix("header.") {
+        return HeaderName::from_bytes(header.as_bytes())
+            .map(Part::Header)
+            .map_err(|_| "invalid header name in placeholder");
+    }
+    if name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Ok(Part::Param(name.to_owned()));
+    }
+    Err("a placeholder is `tenant`, `header.NAME` or a path parameter name")
+}
+
+impl fmt::Display for TagTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl TryFrom<&str> for TagTemplate {
+    type Error = ConfigError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    fn ctx<'a>(headers: &'a HeaderMap, route: &'a RouteMatch, tenant: Option<&'a str>) -> TagContext<'a> {
+        TagContext { tenant, headers, route }
+    }
+
+    #[test]
+    fn renders_tenant_params_and_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-region", HeaderValue::from_static("eu"));
+        let route = RouteMatch::new("/products/{id}").param("id", "42");
+        let t: TagTemplate = "product:{tenant}:{id}:{header.x-region}".parse().unwrap();
+        assert_eq!(
+            t.render(&ctx(&headers, &route, Some("acme"))).as_deref(),
+            Some("product:acme:42:eu")
+        );
+        assert_eq!(t.render(&ctx(&headers, &route, None)), None);
+        let literal: TagTemplate = "catalog".parse().unwrap();
+        assert_eq!(literal.render(&ctx(&headers, &route, None)).as_deref(), Some("catalog"));
+    }
+
+    #[test]
+    fn rejects_malformed_templates() {
+        for bad in ["", "a{", "a}", "{}", "{a{b}}", "{header.bad name}", "{a b}"] {
+            assert!(bad.parse::<TagTemplate>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(s in ".{0,40}") {
+            let _ = s.parse::<TagTemplate>();
+        }
+    }
+}
