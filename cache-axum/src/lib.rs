@@ -1,1 +1,125 @@
-//! placeholder
+//! Server-side HTTP response caching for [axum].
+//!
+//! Mount a [`CacheLayer`] on one route (`get(handler).layer(...)`) with
+//! that route's policy, or on a whole `Router` with a default policy and
+//! per-route overrides keyed by the route pattern you registered. Tag
+//! templates such as `product:{tenant}:{id}` are filled from axum's path
+//! parameters. Handlers refine a response's TTL and tags by returning a
+//! [`CacheHints`] extension, and invalidate through the [`Invalidator`]
+//! extension every request behind the layer carries.
+//!
+//! Build one [`Cache`] per application and make every layer from it, so
+//! that they share one store.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Extension, Router, extract::Path, routing::get};
+//! use cache_axum::{Cache, CacheHints, CacheLayer, CachePolicy, Invalidator, MokaStore};
+//!
+//! async fn product(Path(id): Path<u64>) -> (Extension<CacheHints>, String) {
+//!     let hints = CacheHints::new().tag(format!("category:{}", id % 10));
+//!     (Extension(hints), format!("product {id}"))
+//! }
+//!
+//! async fn update(Path(id): Path<u64>, Extension(invalidator): Extension<Invalidator>) -> &'static str {
+//!     // ... write to the database, then:
+//!     invalidator.tag(format!("product:{id}")).await.ok();
+//!     "updated"
+//! }
+//!
+//! let cache = Cache::new(MokaStore::new());
+//! let product_policy = CachePolicy::builder().ttl("1h").tag("product:{id}").build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/products/{id}", get(product).put(update).layer(CacheLayer::new(&cache, product_policy)))
+//!     .route("/categories", get(|| async { "[]" }))
+//!     .layer(CacheLayer::new(&cache, CachePolicy::with_ttl(std::time::Duration::from_secs(7200))));
+//! # let _ = app;
+//! ```
+//!
+//! A request passing two cache layers is served by the outer one: to give
+//! one route of a router-wide layer its own policy, use
+//! [`CacheLayer::route`].
+//!
+//! # Feature flags
+//!
+//! - `moka` (default): the embedded store, [`MokaStore`].
+//!
+//! [axum]: https://docs.rs/axum
+
+use std::fmt;
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams};
+use futures_util::FutureExt;
+use http::request::Parts;
+use tower_layer::Layer;
+
+pub use cache_core::{
+    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch, Store,
+    StoreError, Tenant, TenantSource, Ttl,
+};
+#[cfg(feature = "moka")]
+pub use cache_core::{MokaStore, MokaStoreBuilder};
+pub use cache_tower::{CacheService, ResponseFuture};
+
+/// Caches the responses of the routes it wraps; see the [crate docs](crate).
+///
+/// Cheap to clone. Built from a [`Cache`], whose store every layer made
+/// from it shares.
+#[derive(Clone)]
+pub struct CacheLayer {
+    inner: cache_tower::CacheLayer,
+}
+
+impl fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+impl CacheLayer {
+    /// A layer applying `policies` (one [`CachePolicy`] for every route, or
+    /// a [`Policies`] table by route pattern).
+    pub fn new(cache: &Cache, policies: impl Into<Policies>) -> Self {
+        CacheLayer {
+            inner: cache_tower::CacheLayer::new(cache, policies).route_info(axum_route),
+        }
+    }
+
+    /// Gives the route registered as `pattern` (`/products/{id}`, as passed
+    /// to `Router::route`) its own policy, or none to leave it uncached.
+    #[must_use]
+    pub fn route(self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
+        CacheLayer {
+            inner: self.inner.route(pattern, policy),
+        }
+    }
+
+    /// The cache this layer serves from.
+    pub fn cache(&self) -> &Cache {
+        self.inner.cache()
+    }
+}
+
+impl<S> Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        self.inner.layer(inner)
+    }
+}
+
+/// The route axum matched: its registered pattern and path parameters.
+fn axum_route(parts: &mut Parts) -> RouteMatch {
+    let mut route = match parts.extensions.get::<MatchedPath>() {
+        Some(path) => RouteMatch::new(path.as_str()),
+        None => RouteMatch::default(),
+    };
+    // Path parameters are extracted synchronously; the future is ready at once.
+    if let Some(Ok(params)) = RawPathParams::from_request_parts(parts, &()).now_or_never() {
+        for (name, value) in &params {
+            route = route.param(name, value);
+        }
+    }
+    route
+}
