@@ -35,6 +35,9 @@ const HASHED_PREFIX_LEN: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Tenant(pub String);
 
+/// A function that reads the tenant from a request head.
+pub type TenantFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
+
 /// Where a policy reads the tenant of a request from.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -44,7 +47,7 @@ pub enum TenantSource {
     /// A [`Tenant`] request extension.
     Extension,
     /// A function of the request head.
-    Function(Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>),
+    Function(TenantFn),
 }
 
 impl fmt::Debug for TenantSource {

@@ -95,12 +95,12 @@ impl fmt::Display for Ttl {
     /// Writes the shortest exact form: `90s`, `10m`, `1h`, `1500ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
-        if d.subsec_nanos() % 1_000_000 == 0 && d.subsec_millis() != 0 {
+        if d.subsec_nanos().is_multiple_of(1_000_000) && d.subsec_millis() != 0 {
             return write!(f, "{}ms", d.as_millis());
         }
         let secs = d.as_secs();
         for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-            if secs != 0 && secs % size == 0 {
+            if secs != 0 && secs.is_multiple_of(size) {
                 return write!(f, "{}{unit}", secs / size);
             }
         }

@@ -150,8 +150,11 @@ fn request_parts((tenant, path_and_query, lang): &(Option<Vec<u8>>, String, Opti
     Some(req.into_parts().0)
 }
 
+/// Tenant, path, sorted query and varied header.
+type Observed = (Option<Vec<u8>>, String, Vec<(String, String)>, Option<Vec<u8>>);
+
 /// What the application can observe of a request through the keyed parts.
-fn observed(p: &Parts) -> (Option<Vec<u8>>, String, Vec<(String, String)>, Option<Vec<u8>>) {
+fn observed(p: &Parts) -> Observed {
     let query = form_urlencoded::parse(p.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect::<Vec<_>>();

@@ -1,0 +1,283 @@
+//! A scripted origin, independent of any web framework, that counts what
+//! reaches it. Adapters translate their requests into [`OriginRequest`] and
+//! [`OriginResponse`] back.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use cache_core::{CacheHints, CachePolicy, Invalidator};
+use futures_util::Stream;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use tokio::sync::{Notify, watch};
+
+/// A body from the origin.
+pub enum OriginBody {
+    /// Bytes in memory.
+    Full(Bytes),
+    /// Chunks produced over time.
+    Stream(Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>),
+}
+
+/// What the origin answers.
+pub struct OriginResponse {
+    /// The status.
+    pub status: StatusCode,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: OriginBody,
+    /// Refinements for the cache.
+    pub hints: Option<CacheHints>,
+}
+
+/// A request as the origin sees it.
+pub struct OriginRequest {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The raw query string.
+    pub query: Option<String>,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The invalidation handle the adapter gives handlers.
+    pub invalidator: Option<Invalidator>,
+}
+
+/// The routes of the test app and their policies. Every adapter mounts each
+/// pattern behind a cache layer with its policy (`None`: no layer policy).
+pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
+    let p = CachePolicy::builder;
+    let ok = |b: cache_core::CachePolicyBuilder| Some(b.build().expect("test policies are valid"));
+    vec![
+        ("/plain/{id}", ok(p().ttl("60s").tag("plain:{id}"))),
+        (
+            "/tenant/{id}",
+            ok(p().ttl("60s").tenant_header("x-tenant-id").tag("t:{tenant}:{id}")),
+        ),
+        ("/etag", ok(p().ttl("60s"))),
+        ("/weak-etag", ok(p().ttl("60s"))),
+        ("/cookie", ok(p().ttl("60s"))),
+        ("/private", ok(p().ttl("60s"))),
+        ("/no-store", ok(p().ttl("60s"))),
+        ("/auth", ok(p().ttl("60s"))),
+        ("/auth-public", ok(p().ttl("60s"))),
+        ("/principal", ok(p().ttl("60s").key_by_principal())),
+        ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
+        ("/vary-response", ok(p().ttl("60s"))),
+        ("/query", ok(p().ttl("60s").query_deny(["utm_source"]))),
+        ("/big", ok(p().ttl("60s").max_body_size(1024))),
+        ("/slow", ok(p().ttl("60s"))),
+        ("/slow-uncacheable", ok(p().ttl("60s"))),
+        ("/items/{id}", ok(p().ttl("60s").tag("item:{id}"))),
+        ("/hinted", ok(p().ttl("60s"))),
+        ("/status/{code}", ok(p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"))),
+        ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
+        (
+            "/downstream-private",
+            ok(p().ttl("60s").downstream_cache_control("public, max-age=30")),
+        ),
+        ("/uncached", None),
+    ]
+}
+
+/// The scripted origin. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Origin {
+    state: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
+    calls: Mutex<HashMap<String, usize>>,
+    version: AtomicU64,
+    /// Open when true: `/slow` answers.
+    gate: GateState,
+    /// Wakes the second half of `/big`.
+    stream_release: Notify,
+    /// Calls of `/slow-uncacheable` currently inside the origin.
+    inside: AtomicUsize,
+    inside_changed: Notify,
+    /// `/slow-uncacheable` holds calls until this many are inside at once.
+    crowd: AtomicUsize,
+}
+
+struct GateState(watch::Sender<bool>);
+
+impl Default for GateState {
+    fn default() -> Self {
+        GateState(watch::Sender::new(true))
+    }
+}
+
+/// A fixed `Last-Modified` for `/etag`.
+pub const LAST_MODIFIED: &str = "Tue, 01 Jan 2030 00:00:00 GMT";
+/// Bytes `/big` sends before waiting for [`Origin::release_stream`].
+pub const BIG_FIRST_CHUNK: usize = 4096;
+
+impl Origin {
+    /// Number of requests that reached the origin for paths starting with
+    /// `prefix`.
+    pub fn calls(&self, prefix: &str) -> usize {
+        let calls = self.state.calls.lock().expect("origin call counts");
+        calls.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, n)| n).sum()
+    }
+
+    /// Makes `/slow` wait until [`Origin::open`].
+    pub fn close(&self) {
+        self.state.gate.0.send_replace(false);
+    }
+
+    /// Lets `/slow` answer.
+    pub fn open(&self) {
+        self.state.gate.0.send_replace(true);
+    }
+
+    /// Lets `/big` send the rest of its body.
+    pub fn release_stream(&self) {
+        self.state.stream_release.notify_one();
+    }
+
+    /// Makes `/slow-uncacheable` hold calls until `n` are inside at once.
+    pub fn require_crowd(&self, n: usize) {
+        self.state.crowd.store(n, Ordering::SeqCst);
+    }
+
+    /// Answers a request.
+    pub async fn respond(&self, req: OriginRequest) -> OriginResponse {
+        *self
+            .state
+            .calls
+            .lock()
+            .expect("origin call counts")
+            .entry(req.path.clone())
+            .or_default() += 1;
+        let first = req.path.split('/').nth(1).unwrap_or("");
+        match first {
+            "plain" => self.plain(&req),
+            "tenant" => text(format!("tenant={:?} path={}", req.headers.get("x-tenant-id"), req.path)),
+            "etag" => text("etag body")
+                .header(header::ETAG, "\"v1\"")
+                .header(header::LAST_MODIFIED, LAST_MODIFIED),
+            "weak-etag" => text("weak body").header(header::ETAG, "W/\"w1\""),
+            "cookie" => text("cookie body").header(header::SET_COOKIE, "session=abc"),
+            "private" => text("private body").header(header::CACHE_CONTROL, "private, max-age=60"),
+            "no-store" => text("no-store body").header(header::CACHE_CONTROL, "no-store"),
+            "auth" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION))),
+            "auth-public" => text("public body").header(header::CACHE_CONTROL, "public, max-age=60"),
+            "principal" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION))),
+            "vary-policy" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))),
+            "vary-response" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))).header(header::VARY, "Accept-Language"),
+            "query" => text(format!("query {:?}", req.query)),
+            "big" => self.big(),
+            "slow" => self.slow().await,
+            "slow-uncacheable" => self.slow_uncacheable().await,
+            "items" => self.items(req).await,
+            "hinted" => {
+                let mut r = text(format!("hinted v{}", self.version()));
+                r.hints = Some(CacheHints::new().tag("hinted-tag").ttl(Duration::from_secs(5)));
+                r
+            }
+            "status" => self.status(&req),
+            "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
+            "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),
+            _ => text(format!("{} {}", req.method, req.path)),
+        }
+    }
+
+    fn version(&self) -> u64 {
+        self.state.version.load(Ordering::SeqCst)
+    }
+
+    fn plain(&self, req: &OriginRequest) -> OriginResponse {
+        if req.method == Method::PUT {
+            self.state.version.fetch_add(1, Ordering::SeqCst);
+            let mut r = text("");
+            r.status = StatusCode::NO_CONTENT;
+            return r;
+        }
+        text(format!("{} v{}", req.path, self.version()))
+    }
+
+    fn big(&self) -> OriginResponse {
+        let state = Arc::clone(&self.state);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Bytes::from(vec![b'a'; BIG_FIRST_CHUNK])).await;
+            state.stream_release.notified().await;
+            let _ = tx.send(Bytes::from_static(b"END")).await;
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) });
+        OriginResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: OriginBody::Stream(Box::pin(stream)),
+            hints: None,
+        }
+    }
+
+    async fn slow(&self) -> OriginResponse {
+        let mut gate = self.state.gate.0.subscribe();
+        let _ = gate.wait_for(|open| *open).await;
+        text(format!("slow v{}", self.version()))
+    }
+
+    async fn slow_uncacheable(&self) -> OriginResponse {
+        let crowd = self.state.crowd.load(Ordering::SeqCst);
+        self.state.inside.fetch_add(1, Ordering::SeqCst);
+        self.state.inside_changed.notify_waiters();
+        loop {
+            let notified = self.state.inside_changed.notified();
+            if self.state.inside.load(Ordering::SeqCst) >= crowd {
+                break;
+            }
+            notified.await;
+        }
+        text("uncacheable").header(header::SET_COOKIE, "s=1")
+    }
+
+    async fn items(&self, req: OriginRequest) -> OriginResponse {
+        if req.method != Method::PUT {
+            return text(format!("{} v{}", req.path, self.version()));
+        }
+        self.state.version.fetch_add(1, Ordering::SeqCst);
+        let id = req.path.trim_start_matches("/items/");
+        let invalidator = req.invalidator.expect("the cache layer gives handlers an Invalidator");
+        let dropped = invalidator.tag(format!("item:{id}")).await.expect("the store invalidates");
+        // A 303 would also invalidate; answer 200 with what the handler did.
+        text(format!("dropped {dropped}"))
+    }
+
+    fn status(&self, req: &OriginRequest) -> OriginResponse {
+        let code = req.path.trim_start_matches("/status/").parse().unwrap_or(400);
+        let mut r = text(format!("status {code}"));
+        r.status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        r
+    }
+}
+
+fn text(body: impl Into<String>) -> OriginResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    OriginResponse {
+        status: StatusCode::OK,
+        headers,
+        body: OriginBody::Full(Bytes::from(body.into())),
+        hints: None,
+    }
+}
+
+impl OriginResponse {
+    fn header(mut self, name: HeaderName, value: &'static str) -> Self {
+        self.headers.append(name, HeaderValue::from_static(value));
+        self
+    }
+}

@@ -1,0 +1,562 @@
+//! The behaviour tests, written once for every adapter.
+//!
+//! Each test starts its own app with a manual clock, so TTLs and ages are
+//! exact and expiry is tested by moving the clock, never by sleeping.
+
+use std::time::Duration;
+
+use cache_core::{Cache, Clock, MokaStore, Store};
+use futures_util::future::join_all;
+use reqwest::{Method, Response, StatusCode};
+
+use crate::{
+    Adapter, Server,
+    origin::{BIG_FIRST_CHUNK, LAST_MODIFIED, Origin},
+    stores::{CorruptStore, FailingStore},
+};
+
+/// Every wait on a condition in these tests is bounded by this.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+async fn start<A: Adapter>() -> Server {
+    start_on::<A>(MokaStore::new()).await
+}
+
+async fn start_on<A: Adapter>(store: impl Store) -> Server {
+    let cache = Cache::builder().store(store).clock(Clock::manual()).build().expect("a valid cache");
+    A::start(cache, Origin::default()).await
+}
+
+fn header(r: &Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ASCII header").to_owned())
+        .unwrap_or_default()
+}
+
+async fn get(s: &Server, path: &str) -> Response {
+    s.get(path).send().await.expect("the app answers")
+}
+
+/// Status, `X-Cache`, `Cache-Status` and body of one GET.
+async fn fetch(s: &Server, path: &str) -> (StatusCode, String, String, String) {
+    let r = get(s, path).await;
+    let parts = (r.status(), header(&r, "x-cache"), header(&r, "cache-status"));
+    (parts.0, parts.1, parts.2, r.text().await.expect("a body"))
+}
+
+/// Waits (bounded) until `f` holds, checking every few milliseconds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A miss goes to the origin and is stored; the next request is a hit with
+/// the same bytes and the RFC 9211 status.
+pub async fn miss_then_hit<A: Adapter>() {
+    let s = start::<A>().await;
+    let first = get(&s, "/plain/1").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(header(&first, "x-cache"), "MISS");
+    assert_eq!(header(&first, "cache-status"), "cache; fwd=uri-miss; fwd-status=200; stored");
+    assert_eq!(header(&first, "age"), "0");
+    let etag = header(&first, "etag");
+    assert_eq!(etag.len(), 34, "a generated strong ETag: {etag}");
+    assert_eq!(first.text().await.unwrap(), "/plain/1 v0");
+
+    s.cache.clock().advance(Duration::from_secs(7));
+    let second = get(&s, "/plain/1").await;
+    assert_eq!(header(&second, "x-cache"), "HIT");
+    assert_eq!(header(&second, "cache-status"), "cache; hit; ttl=53");
+    assert_eq!(header(&second, "age"), "7");
+    assert_eq!(header(&second, "etag"), etag);
+    assert_eq!(header(&second, "content-type"), "text/plain");
+    assert_eq!(second.text().await.unwrap(), "/plain/1 v0");
+    assert_eq!(s.origin.calls("/plain/1"), 1);
+}
+
+/// Tenant ids that contain key separators, escapes, non-UTF-8 bytes or are
+/// very long never share an entry with another tenant.
+pub async fn tenants_are_isolated<A: Adapter>() {
+    let s = start::<A>().await;
+    let long = "t".repeat(400);
+    let tenants: Vec<Option<Vec<u8>>> = [
+        "acme",
+        "ACME",
+        "acme:",
+        ":acme",
+        "a:cme",
+        "acme%3A",
+        "acme%",
+        "acme=",
+        "acme&x",
+        "acme#1",
+        "acme/tenant",
+        "",
+        long.as_str(),
+    ]
+    .iter()
+    .map(|t| Some(t.as_bytes().to_vec()))
+    .chain([
+        Some(vec![0xff, 0xfe]),
+        Some(vec![0xfe, 0xff]),
+        Some(format!("{long}x").into_bytes()),
+        None,
+    ])
+    .collect();
+    let request = |tenant: &Option<Vec<u8>>| {
+        let r = s.get("/tenant/1");
+        match tenant {
+            Some(t) => r.header(
+                "x-tenant-id",
+                reqwest::header::HeaderValue::from_bytes(t).expect("a valid header value"),
+            ),
+            None => r,
+        }
+    };
+    let mut first_bodies = Vec::new();
+    for t in &tenants {
+        let r = request(t).send().await.unwrap();
+        assert_eq!(header(&r, "x-cache"), "MISS", "tenant {t:?} was served another tenant's entry");
+        first_bodies.push(r.text().await.unwrap());
+    }
+    for (t, body) in tenants.iter().zip(&first_bodies) {
+        let r = request(t).send().await.unwrap();
+        assert_eq!(header(&r, "x-cache"), "HIT");
+        assert_eq!(&r.text().await.unwrap(), body, "tenant {t:?}");
+    }
+    assert_eq!(s.origin.calls("/tenant/1"), tenants.len());
+}
+
+async fn conditional(s: &Server, path: &str, name: &str, value: &str) -> Response {
+    s.get(path).header(name, value).send().await.unwrap()
+}
+
+/// `If-None-Match` gets a 304 for strong and weak matches, lists and `*`,
+/// on hits and on the miss that stores the response.
+pub async fn etag_and_304<A: Adapter>() {
+    let s = start::<A>().await;
+    // On a miss: the origin gets an unconditional request, the client a 304.
+    let r = conditional(&s, "/etag", "if-none-match", "\"v1\"").await;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert_eq!(header(&r, "etag"), "\"v1\"");
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+    let (status, x_cache, _, body) = fetch(&s, "/etag").await;
+    assert_eq!((status, x_cache.as_str(), body.as_str()), (StatusCode::OK, "HIT", "etag body"));
+
+    for (inm, expected) in [
+        ("\"v1\"", StatusCode::NOT_MODIFIED),
+        ("W/\"v1\"", StatusCode::NOT_MODIFIED),
+        ("\"x\", \"v1\"", StatusCode::NOT_MODIFIED),
+        ("*", StatusCode::NOT_MODIFIED),
+        ("\"v2\"", StatusCode::OK),
+        ("\"v1", StatusCode::OK),
+    ] {
+        let r = conditional(&s, "/etag", "if-none-match", inm).await;
+        assert_eq!(r.status(), expected, "If-None-Match: {inm}");
+        assert_eq!(header(&r, "x-cache"), "HIT");
+        if expected == StatusCode::NOT_MODIFIED {
+            assert_eq!(header(&r, "etag"), "\"v1\"");
+            assert_eq!(header(&r, "last-modified"), LAST_MODIFIED);
+            assert_eq!(header(&r, "content-type"), "", "a 304 carries no representation headers");
+            assert!(r.bytes().await.unwrap().is_empty());
+        } else {
+            assert_eq!(r.text().await.unwrap(), "etag body");
+        }
+    }
+    assert_eq!(s.origin.calls("/etag"), 1);
+
+    fetch(&s, "/weak-etag").await;
+    let r = conditional(&s, "/weak-etag", "if-none-match", "\"w1\"").await;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "weak comparison ignores W/");
+
+    let etag = header(&get(&s, "/plain/2").await, "etag");
+    let r = conditional(&s, "/plain/2", "if-none-match", &etag).await;
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "the generated ETag validates");
+}
+
+/// `If-Modified-Since` against the stored `Last-Modified`; `If-None-Match`
+/// takes precedence.
+pub async fn if_modified_since_304<A: Adapter>() {
+    let s = start::<A>().await;
+    fetch(&s, "/etag").await;
+    for (since, expected) in [
+        (LAST_MODIFIED, StatusCode::NOT_MODIFIED),
+        ("Wed, 02 Jan 2030 00:00:00 GMT", StatusCode::NOT_MODIFIED),
+        ("Mon, 31 Dec 2029 00:00:00 GMT", StatusCode::OK),
+        ("not a date", StatusCode::OK),
+    ] {
+        let r = conditional(&s, "/etag", "if-modified-since", since).await;
+        assert_eq!(r.status(), expected, "If-Modified-Since: {since}");
+    }
+    let r = s
+        .get("/etag")
+        .header("if-modified-since", LAST_MODIFIED)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(s.origin.calls("/etag"), 1);
+}
+
+/// `HEAD` is answered from a stored `GET`, and a `HEAD` miss stores the
+/// `GET` response.
+pub async fn head_is_served_from_get<A: Adapter>() {
+    let s = start::<A>().await;
+    let head = s.request(Method::HEAD, "/plain/5").send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(header(&head, "x-cache"), "MISS");
+    assert_eq!(header(&head, "content-length"), "11");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let (_, x_cache, _, body) = fetch(&s, "/plain/5").await;
+    assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "/plain/5 v0"));
+    let head = s.request(Method::HEAD, "/plain/5").send().await.unwrap();
+    assert_eq!(header(&head, "x-cache"), "HIT");
+    assert_eq!(header(&head, "content-length"), "11");
+    assert!(head.bytes().await.unwrap().is_empty());
+    assert_eq!(s.origin.calls("/plain/5"), 1);
+}
+
+/// `Set-Cookie`, `private` and `no-store` responses are never stored.
+pub async fn uncacheable_responses_are_not_stored<A: Adapter>() {
+    let s = start::<A>().await;
+    for path in ["/cookie", "/private", "/no-store"] {
+        for _ in 0..2 {
+            let (status, x_cache, cache_status, _) = fetch(&s, path).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(x_cache, "MISS", "{path}");
+            assert_eq!(cache_status, "cache; fwd=uri-miss; fwd-status=200", "{path}");
+        }
+        assert_eq!(s.origin.calls(path), 2, "{path} was served from the cache");
+    }
+    let r = get(&s, "/cookie").await;
+    assert_eq!(header(&r, "set-cookie"), "session=abc", "the client still gets its cookie");
+}
+
+/// A response to an authenticated request is neither served from nor
+/// stored in the shared cache, unless the origin marks it public.
+pub async fn authorization_is_not_shared<A: Adapter>() {
+    let s = start::<A>().await;
+    let alice = s.get("/auth").header("authorization", "Bearer alice").send().await.unwrap();
+    assert_eq!(header(&alice, "x-cache"), "BYPASS");
+    assert_eq!(alice.text().await.unwrap(), "for Some(\"Bearer alice\")");
+    let (_, x_cache, _, body) = fetch(&s, "/auth").await;
+    assert_eq!(
+        (x_cache.as_str(), body.as_str()),
+        ("MISS", "for None"),
+        "anonymous got alice's response"
+    );
+    let (_, x_cache, _, _) = fetch(&s, "/auth").await;
+    assert_eq!(x_cache, "HIT");
+    let bob = s.get("/auth").header("authorization", "Bearer bob").send().await.unwrap();
+    assert_eq!(
+        bob.text().await.unwrap(),
+        "for Some(\"Bearer bob\")",
+        "bob got the anonymous response"
+    );
+    assert_eq!(s.origin.calls("/auth"), 3);
+
+    let public = s.get("/auth-public").header("authorization", "Bearer alice").send().await.unwrap();
+    assert_eq!(header(&public, "cache-status"), "cache; fwd=bypass; fwd-status=200; stored");
+    let (_, x_cache, _, body) = fetch(&s, "/auth-public").await;
+    assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "public body"));
+    assert_eq!(s.origin.calls("/auth-public"), 1);
+}
+
+/// A policy keyed by principal stores one response per credential.
+pub async fn principal_keyed_responses<A: Adapter>() {
+    let s = start::<A>().await;
+    let as_user = |who: Option<&'static str>| {
+        let r = s.get("/principal");
+        match who {
+            Some(w) => r.header("authorization", w),
+            None => r,
+        }
+    };
+    for who in [Some("Bearer alice"), Some("Bearer bob"), None] {
+        let first = as_user(who).send().await.unwrap();
+        assert_eq!(header(&first, "x-cache"), "MISS");
+        let first = first.text().await.unwrap();
+        let again = as_user(who).send().await.unwrap();
+        assert_eq!(header(&again, "x-cache"), "HIT");
+        assert_eq!(again.text().await.unwrap(), first);
+        assert_eq!(first, format!("for {:?}", who.map(http::HeaderValue::from_static)));
+    }
+    assert_eq!(s.origin.calls("/principal"), 3);
+}
+
+async fn with_lang(s: &Server, path: &str, lang: &str) -> (String, String, String) {
+    let r = s.get(path).header("accept-language", lang).send().await.unwrap();
+    let (x, cs) = (header(&r, "x-cache"), header(&r, "cache-status"));
+    (x, cs, r.text().await.unwrap())
+}
+
+/// Headers named by the policy's `vary` keep one entry per value.
+pub async fn policy_vary_keeps_variants<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(with_lang(&s, "/vary-policy", "en").await.0, "MISS");
+    assert_eq!(with_lang(&s, "/vary-policy", "fr").await.0, "MISS");
+    let (x, _, body) = with_lang(&s, "/vary-policy", "en").await;
+    assert_eq!((x.as_str(), body.as_str()), ("HIT", "lang Some(\"en\")"));
+    let (x, _, body) = with_lang(&s, "/vary-policy", "fr").await;
+    assert_eq!((x.as_str(), body.as_str()), ("HIT", "lang Some(\"fr\")"));
+    assert_eq!(s.origin.calls("/vary-policy"), 2);
+}
+
+/// A response's own `Vary` is honoured: a request with other values of the
+/// varied headers is not served the stored response.
+pub async fn response_vary_is_honoured<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(with_lang(&s, "/vary-response", "en").await.0, "MISS");
+    assert_eq!(with_lang(&s, "/vary-response", "en").await.0, "HIT");
+    let (x, cs, body) = with_lang(&s, "/vary-response", "fr").await;
+    assert_eq!(x, "MISS");
+    assert_eq!(cs, "cache; fwd=vary-miss; fwd-status=200; stored");
+    assert_eq!(body, "lang Some(\"fr\")");
+    assert_eq!(s.origin.calls("/vary-response"), 2);
+}
+
+/// Query parameters are keyed in sorted order; denied ones are ignored.
+pub async fn query_order_is_normalised<A: Adapter>() {
+    let s = start::<A>().await;
+    let (_, x, _, body) = fetch(&s, "/query?a=1&b=2").await;
+    assert_eq!((x.as_str(), body.as_str()), ("MISS", "query Some(\"a=1&b=2\")"));
+    for path in ["/query?b=2&a=1", "/query?a=1&utm_source=mail&b=2", "/query?b=2&a=%31"] {
+        let (_, x, _, body) = fetch(&s, path).await;
+        assert_eq!((x.as_str(), body.as_str()), ("HIT", "query Some(\"a=1&b=2\")"), "{path}");
+    }
+    assert_eq!(fetch(&s, "/query?a=1&b=3").await.1, "MISS");
+    assert_eq!(s.origin.calls("/query"), 2);
+}
+
+/// A body over the policy's limit streams through: the client reads the
+/// first bytes while the origin is still holding back the rest, and
+/// nothing is stored.
+pub async fn large_streaming_body_passes_through<A: Adapter>() {
+    let s = start::<A>().await;
+    for round in 1..=2 {
+        let mut r = tokio::time::timeout(PATIENCE, get(&s, "/big"))
+            .await
+            .expect("headers arrive before the body ends");
+        assert_eq!(header(&r, "x-cache"), "MISS");
+        assert_eq!(header(&r, "cache-status"), "cache; fwd=uri-miss; fwd-status=200");
+        let mut received = Vec::new();
+        while received.len() < BIG_FIRST_CHUNK {
+            let chunk = tokio::time::timeout(PATIENCE, r.chunk())
+                .await
+                .expect("the first bytes arrive while the origin holds the rest: the body is not buffered")
+                .unwrap()
+                .expect("more body");
+            received.extend_from_slice(&chunk);
+        }
+        s.origin.release_stream();
+        while let Some(chunk) = tokio::time::timeout(PATIENCE, r.chunk()).await.unwrap().unwrap() {
+            received.extend_from_slice(&chunk);
+        }
+        assert_eq!(received.len(), BIG_FIRST_CHUNK + 3);
+        assert!(received.ends_with(b"END"));
+        assert_eq!(s.origin.calls("/big"), round);
+    }
+}
+
+/// 1,000 concurrent requests on a cold key make exactly one origin call
+/// and all get the same bytes.
+pub async fn stampede_makes_one_origin_call<A: Adapter>() {
+    let s = start::<A>().await;
+    s.origin.close();
+    let requests = (0..1000).map(|_| {
+        let r = s.get("/slow");
+        async move {
+            let r = r.send().await.expect("every request is answered");
+            let (status, x, cs) = (r.status(), header(&r, "x-cache"), header(&r, "cache-status"));
+            (status, x, cs, r.bytes().await.expect("a body"))
+        }
+    });
+    let all = tokio::spawn(join_all(requests));
+    until("the first request reaches the origin", || s.origin.calls("/slow") >= 1).await;
+    // Let the others arrive and queue behind the first.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.origin.open();
+    let responses = tokio::time::timeout(Duration::from_secs(30), all)
+        .await
+        .expect("the stampede completes")
+        .unwrap();
+    assert_eq!(s.origin.calls("/slow"), 1);
+    let collapsed = responses.iter().filter(|r| r.2.ends_with("; collapsed")).count();
+    assert!(collapsed > 0, "no request waited on the leader");
+    for (status, x, _, body) in &responses {
+        assert_eq!(*status, StatusCode::OK);
+        assert!(x == "MISS" || x == "HIT", "{x}");
+        assert_eq!(body.as_ref(), b"slow v0");
+    }
+}
+
+/// When the request fetching a key is cancelled, a waiting request takes
+/// over at once instead of waiting out the coalescing timeout.
+pub async fn cancelled_leader_hands_over<A: Adapter>() {
+    let s = start::<A>().await;
+    s.origin.close();
+    let leader = tokio::spawn(s.get("/slow").send());
+    until("the leader reaches the origin", || s.origin.calls("/slow") == 1).await;
+    let waiter = tokio::spawn(s.get("/slow").send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    leader.abort();
+    until("the waiter takes over and reaches the origin", || s.origin.calls("/slow") == 2).await;
+    s.origin.open();
+    let r = tokio::time::timeout(PATIENCE, waiter).await.unwrap().unwrap().unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=uri-miss; fwd-status=200; stored");
+    assert_eq!(r.text().await.unwrap(), "slow v0");
+    assert_eq!(fetch(&s, "/slow").await.1, "HIT");
+}
+
+/// After a response that cannot be stored, concurrent requests for the key
+/// go to the origin together instead of queueing behind one another.
+pub async fn uncacheable_response_does_not_queue_waiters<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/slow-uncacheable").await.1, "MISS");
+    // Each of the next five calls is held until all five are inside the origin.
+    s.origin.require_crowd(6);
+    let requests = (0..5).map(|_| s.get("/slow-uncacheable").send());
+    let responses = tokio::time::timeout(PATIENCE, join_all(requests))
+        .await
+        .expect("requests for an uncacheable key did not queue");
+    for r in responses {
+        assert_eq!(r.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(s.origin.calls("/slow-uncacheable"), 6);
+}
+
+/// A handler invalidates a tag through the adapter's invalidation handle.
+pub async fn handler_invalidates_tags<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/items/1").await.3, "/items/1 v0");
+    assert_eq!(fetch(&s, "/items/2").await.3, "/items/2 v0");
+    assert_eq!(fetch(&s, "/items/1").await.1, "HIT");
+    let put = s.request(Method::PUT, "/items/1").send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::OK);
+    assert_eq!(put.text().await.unwrap(), "dropped 1");
+    let (_, x, _, body) = fetch(&s, "/items/1").await;
+    assert_eq!((x.as_str(), body.as_str()), ("MISS", "/items/1 v1"));
+    let (_, x, _, body) = fetch(&s, "/items/2").await;
+    assert_eq!(
+        (x.as_str(), body.as_str()),
+        ("HIT", "/items/2 v0"),
+        "another item's entry was dropped"
+    );
+}
+
+/// A successful unsafe request drops its URI's entries and its route's
+/// tags; a failed one drops nothing.
+pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {
+    let s = start::<A>().await;
+    fetch(&s, "/plain/7").await;
+    assert_eq!(fetch(&s, "/plain/7").await.1, "HIT");
+    let put = s.request(Method::PUT, "/plain/7").send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    assert_eq!(header(&put, "x-cache"), "BYPASS");
+    assert_eq!(header(&put, "cache-status"), "cache; fwd=method");
+    let (_, x, _, body) = fetch(&s, "/plain/7").await;
+    assert_eq!((x.as_str(), body.as_str()), ("MISS", "/plain/7 v1"));
+
+    fetch(&s, "/status/404").await;
+    let delete = s.request(Method::DELETE, "/status/404").send().await.unwrap();
+    assert_eq!(delete.status(), StatusCode::NOT_FOUND);
+    assert_eq!(fetch(&s, "/status/404").await.1, "HIT", "a failed DELETE invalidated");
+}
+
+/// TTL and tags set by a handler through `CacheHints`.
+pub async fn handler_hints_set_ttl_and_tags<A: Adapter>() {
+    let s = start::<A>().await;
+    fetch(&s, "/hinted").await;
+    assert_eq!(fetch(&s, "/hinted").await.2, "cache; hit; ttl=5");
+    s.cache.clock().advance(Duration::from_secs(5));
+    let (_, x, cs, _) = fetch(&s, "/hinted").await;
+    assert_eq!((x.as_str(), cs.as_str()), ("MISS", "cache; fwd=stale; fwd-status=200; stored"));
+    assert_eq!(s.cache.invalidator().tag("hinted-tag").await.unwrap(), 1);
+    assert_eq!(fetch(&s, "/hinted").await.1, "MISS");
+    assert_eq!(s.origin.calls("/hinted"), 3);
+}
+
+/// Entries are fresh for their TTL and then fetched again.
+pub async fn entries_expire<A: Adapter>() {
+    let s = start::<A>().await;
+    fetch(&s, "/plain/9").await;
+    s.cache.clock().advance(Duration::from_secs(59));
+    assert_eq!(fetch(&s, "/plain/9").await.2, "cache; hit; ttl=1");
+    s.cache.clock().advance(Duration::from_secs(1));
+    assert_eq!(fetch(&s, "/plain/9").await.2, "cache; fwd=stale; fwd-status=200; stored");
+    assert_eq!(fetch(&s, "/plain/9").await.2, "cache; hit; ttl=60");
+    assert_eq!(s.origin.calls("/plain/9"), 2);
+}
+
+/// Per-status TTLs, and statuses outside the cacheable set.
+pub async fn per_status_ttl<A: Adapter>() {
+    let s = start::<A>().await;
+    let (status, x, _, _) = fetch(&s, "/status/404").await;
+    assert_eq!((status, x.as_str()), (StatusCode::NOT_FOUND, "MISS"));
+    assert_eq!(fetch(&s, "/status/404").await.2, "cache; hit; ttl=5");
+    s.cache.clock().advance(Duration::from_secs(5));
+    assert_eq!(fetch(&s, "/status/404").await.1, "MISS");
+    for _ in 0..2 {
+        let (status, x, _, _) = fetch(&s, "/status/500").await;
+        assert_eq!((status, x.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "MISS"));
+    }
+    assert_eq!(s.origin.calls("/status/500"), 2);
+}
+
+/// The policy's downstream `Cache-Control` replaces the origin's on stored
+/// responses, and never on responses that could not be stored.
+pub async fn downstream_cache_control<A: Adapter>() {
+    let s = start::<A>().await;
+    for expected in ["MISS", "HIT"] {
+        let r = get(&s, "/downstream").await;
+        assert_eq!(header(&r, "x-cache"), expected);
+        assert_eq!(header(&r, "cache-control"), "public, max-age=30");
+    }
+    let r = get(&s, "/downstream-private").await;
+    assert_eq!(header(&r, "cache-control"), "private");
+}
+
+/// A store that fails on every call turns the cache into a pass-through.
+pub async fn failing_store_passes_through<A: Adapter>() {
+    let s = start_on::<A>(FailingStore).await;
+    for _ in 0..2 {
+        let (status, x, _, body) = fetch(&s, "/plain/1").await;
+        assert_eq!((status, x.as_str(), body.as_str()), (StatusCode::OK, "MISS", "/plain/1 v0"));
+    }
+    let put = s.request(Method::PUT, "/plain/1").send().await.unwrap();
+    assert_eq!(
+        put.status(),
+        StatusCode::NO_CONTENT,
+        "a failed invalidation does not fail the request"
+    );
+    assert_eq!(s.origin.calls("/plain/1"), 3);
+}
+
+/// Foreign bytes in the store are a miss, never an error or a panic.
+pub async fn corrupt_store_is_a_miss<A: Adapter>() {
+    let s = start_on::<A>(CorruptStore).await;
+    for _ in 0..2 {
+        let (status, x, _, body) = fetch(&s, "/plain/3").await;
+        assert_eq!((status, x.as_str(), body.as_str()), (StatusCode::OK, "MISS", "/plain/3 v0"));
+    }
+    assert_eq!(s.origin.calls("/plain/3"), 2);
+}
+
+/// A route without a policy is not touched.
+pub async fn uncached_route_is_untouched<A: Adapter>() {
+    let s = start::<A>().await;
+    for _ in 0..2 {
+        let r = get(&s, "/uncached").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get("x-cache").is_none());
+        assert!(r.headers().get("cache-status").is_none());
+    }
+    assert_eq!(s.origin.calls("/uncached"), 2);
+}
