@@ -55,8 +55,8 @@ use http::request::Parts;
 use tower_layer::Layer;
 
 pub use cache_core::{
-    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch, Store,
-    StoreError, Tenant, TenantSource, Ttl,
+    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
+    Store, StoreError, Tenant, TenantSource, Ttl,
 };
 #[cfg(feature = "moka")]
 pub use cache_core::{MokaStore, MokaStoreBuilder};

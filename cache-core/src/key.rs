@@ -157,6 +157,23 @@ impl KeySpec {
         self.by_principal
     }
 
+    /// The request headers whose values are part of the key: the tenant
+    /// header, the varied headers, and `Authorization` when keyed by
+    /// principal. Responses say so in `Vary`, so that caches further down
+    /// do not share them across those values.
+    pub fn keyed_headers(&self) -> Vec<HeaderName> {
+        let mut names = Vec::new();
+        if let Some(TenantSource::Header(h)) = &self.tenant {
+            names.push(h.clone());
+        }
+        names.extend(self.vary.iter().cloned());
+        if self.by_principal {
+            names.push(http::header::AUTHORIZATION);
+        }
+        names.dedup();
+        names
+    }
+
     /// The tenant of a request according to this spec.
     pub fn tenant(&self, parts: &Parts) -> Option<String> {
         self.tenant.as_ref()?.tenant(parts)

@@ -61,6 +61,8 @@ pub(crate) struct PolicyInner {
     pub(crate) coalesce: bool,
     pub(crate) coalesce_timeout: Duration,
     pub(crate) hit_for_miss: Duration,
+    /// The keyed request headers, as the names to add to `Vary`.
+    pub(crate) keyed_headers: Vec<HeaderName>,
 }
 
 impl CachePolicy {
@@ -182,6 +184,7 @@ impl Default for CachePolicyBuilder {
                 coalesce: true,
                 coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
                 hit_for_miss: DEFAULT_HIT_FOR_MISS,
+                keyed_headers: Vec::new(),
             },
             errors: Vec::new(),
         }
@@ -391,6 +394,7 @@ impl CachePolicyBuilder {
         if self.inner.coalesce_timeout.is_zero() && self.inner.coalesce {
             return Err(ConfigError::invalid("coalesce_timeout", "must be positive while coalescing is on"));
         }
+        self.inner.keyed_headers = self.inner.key.keyed_headers();
         Ok(CachePolicy {
             inner: Arc::new(self.inner),
         })

@@ -32,7 +32,10 @@ pub struct CacheLayer {
 
 impl fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CacheLayer").field("cache", &self.cache).field("policies", &self.policies).finish()
+        f.debug_struct("CacheLayer")
+            .field("cache", &self.cache)
+            .field("policies", &self.policies)
+            .finish()
     }
 }
 

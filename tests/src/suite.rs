@@ -126,6 +126,7 @@ pub async fn tenants_are_isolated<A: Adapter>() {
     for (t, body) in tenants.iter().zip(&first_bodies) {
         let r = request(t).send().await.unwrap();
         assert_eq!(header(&r, "x-cache"), "HIT");
+        assert_eq!(header(&r, "vary"), "x-tenant-id", "caches further down must not share it across tenants");
         assert_eq!(&r.text().await.unwrap(), body, "tenant {t:?}");
     }
     assert_eq!(s.origin.calls("/tenant/1"), tenants.len());
@@ -305,7 +306,9 @@ pub async fn policy_vary_keeps_variants<A: Adapter>() {
     assert_eq!((x.as_str(), body.as_str()), ("HIT", "lang Some(\"en\")"));
     let (x, _, body) = with_lang(&s, "/vary-policy", "fr").await;
     assert_eq!((x.as_str(), body.as_str()), ("HIT", "lang Some(\"fr\")"));
-    assert_eq!(s.origin.calls("/vary-policy"), 2);
+    let r = s.get("/vary-policy").send().await.unwrap();
+    assert_eq!(header(&r, "vary"), "accept-language");
+    assert_eq!(s.origin.calls("/vary-policy"), 3);
 }
 
 /// A response's own `Vary` is honoured: a request with other values of the

@@ -1,6 +1,6 @@
 //! Responses built by the engine.
 
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, response};
 
 use super::{Cache, serve::Exchange};
 use crate::{
@@ -72,6 +72,7 @@ impl Cache {
             body
         };
         let mut response = Response::from_parts(parts, body);
+        add_vary(response.headers_mut(), &ex.policy.keyed_headers);
         decorate(response.headers_mut(), &self.inner.name, status);
         response
     }
@@ -99,11 +100,27 @@ impl Cache {
         if let Some(cc) = &ex.policy.downstream_cache_control {
             headers.insert(header::CACHE_CONTROL, cc.clone());
         }
+        add_vary(&mut headers, &ex.policy.keyed_headers);
         decorate(&mut headers, &self.inner.name, status);
         let mut response = Response::new(body);
         *response.status_mut() = code;
         *response.headers_mut() = headers;
         response
+    }
+}
+
+/// Adds the headers the key depends on to `Vary`, unless already listed.
+fn add_vary(headers: &mut HeaderMap, keyed: &[HeaderName]) {
+    for name in keyed {
+        let listed = headers
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(name.as_str()));
+        if !listed {
+            headers.append(header::VARY, HeaderValue::from_name(name.clone()));
+        }
     }
 }
 

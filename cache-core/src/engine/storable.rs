@@ -102,7 +102,7 @@ impl Cache {
     fn varied_values(&self, ex: &Exchange<'_>, response: &HeaderMap) -> Vec<(HeaderName, Option<HeaderValue>)> {
         vary_names(response)
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-            .filter(|name| !ex.policy.key.vary.contains(name))
+            .filter(|name| !ex.policy.keyed_headers.contains(name))
             .map(|name| {
                 let value = crate::entry::combined_value(&ex.parts.headers, &name);
                 (name, value)

@@ -57,18 +57,12 @@ impl Catalog {
     ///
     /// An unknown sort or page 0 is [`CatalogError::InvalidQuery`]; an unknown
     /// category simply matches nothing.
-    pub async fn list_products(
-        &self,
-        tenant: &str,
-        query: &ListQuery,
-    ) -> Result<ProductPage, CatalogError> {
+    pub async fn list_products(&self, tenant: &str, query: &ListQuery) -> Result<ProductPage, CatalogError> {
         let tenant = validate::tenant(tenant)?;
         let query = validate::list_query(query)?;
         tracing::debug!(tenant, ?query, "list products");
-        self.query(Access::Read, move |connection| {
-            queries::list_products(connection, tenant, &query)
-        })
-        .await
+        self.query(Access::Read, move |connection| queries::list_products(connection, tenant, &query))
+            .await
     }
 
     /// The tenant's product `id`, or `None` if it has none with that id.
@@ -78,10 +72,8 @@ impl Catalog {
             return Ok(None);
         };
         tracing::debug!(tenant, id, "get product");
-        self.query(Access::Read, move |connection| {
-            queries::product(connection, tenant, id)
-        })
-        .await
+        self.query(Access::Read, move |connection| queries::product(connection, tenant, id))
+            .await
     }
 
     /// Applies `update` to the tenant's product `id` and returns the product as
@@ -91,12 +83,7 @@ impl Catalog {
     /// not negative and the category an existing category of the tenant;
     /// otherwise [`CatalogError::InvalidUpdate`]. The change is visible to every
     /// later read.
-    pub async fn update_product(
-        &self,
-        tenant: &str,
-        id: u64,
-        update: &ProductUpdate,
-    ) -> Result<Option<Product>, CatalogError> {
+    pub async fn update_product(&self, tenant: &str, id: u64, update: &ProductUpdate) -> Result<Option<Product>, CatalogError> {
         let tenant = validate::tenant(tenant)?;
         validate::update(update)?;
         let Ok(id) = i64::try_from(id) else {
@@ -114,10 +101,8 @@ impl Catalog {
     pub async fn categories(&self, tenant: &str) -> Result<Vec<Category>, CatalogError> {
         let tenant = validate::tenant(tenant)?;
         tracing::debug!(tenant, "list categories");
-        self.query(Access::Read, move |connection| {
-            queries::categories(connection, tenant)
-        })
-        .await
+        self.query(Access::Read, move |connection| queries::categories(connection, tenant))
+            .await
     }
 
     /// Number of queries executed so far (tests count origin work with it).

@@ -9,75 +9,27 @@ struct CategoryTemplate {
     nouns: [&'static str; 4],
 }
 
-const fn template(
-    id: &'static str,
-    name: &'static str,
-    nouns: [&'static str; 4],
-) -> CategoryTemplate {
+const fn template(id: &'static str, name: &'static str, nouns: [&'static str; 4]) -> CategoryTemplate {
     CategoryTemplate { id, name, nouns }
 }
 
 /// All category templates; each tenant uses a different window of [`CATEGORIES_PER_TENANT`].
 const TEMPLATES: [CategoryTemplate; 16] = [
     template("books", "Books", ["Novel", "Atlas", "Cookbook", "Journal"]),
-    template(
-        "games",
-        "Games",
-        ["Board Game", "Puzzle", "Card Deck", "Dice Set"],
-    ),
-    template(
-        "garden",
-        "Garden",
-        ["Trowel", "Planter", "Hose", "Seed Kit"],
-    ),
-    template(
-        "kitchen",
-        "Kitchen",
-        ["Skillet", "Kettle", "Knife Set", "Blender"],
-    ),
+    template("games", "Games", ["Board Game", "Puzzle", "Card Deck", "Dice Set"]),
+    template("garden", "Garden", ["Trowel", "Planter", "Hose", "Seed Kit"]),
+    template("kitchen", "Kitchen", ["Skillet", "Kettle", "Knife Set", "Blender"]),
     template("toys", "Toys", ["Robot", "Kite", "Yo-yo", "Plush Bear"]),
-    template(
-        "electronics",
-        "Electronics",
-        ["Headphones", "Speaker", "Charger", "Webcam"],
-    ),
-    template(
-        "outdoors",
-        "Outdoors",
-        ["Tent", "Lantern", "Backpack", "Compass"],
-    ),
-    template(
-        "office",
-        "Office",
-        ["Stapler", "Notebook", "Desk Lamp", "Pen Set"],
-    ),
-    template(
-        "music",
-        "Music",
-        ["Ukulele", "Metronome", "Harmonica", "Guitar Strings"],
-    ),
-    template(
-        "sports",
-        "Sports",
-        ["Football", "Yoga Mat", "Jump Rope", "Dumbbell"],
-    ),
-    template(
-        "beauty",
-        "Beauty",
-        ["Face Cream", "Hair Brush", "Perfume", "Lip Balm"],
-    ),
+    template("electronics", "Electronics", ["Headphones", "Speaker", "Charger", "Webcam"]),
+    template("outdoors", "Outdoors", ["Tent", "Lantern", "Backpack", "Compass"]),
+    template("office", "Office", ["Stapler", "Notebook", "Desk Lamp", "Pen Set"]),
+    template("music", "Music", ["Ukulele", "Metronome", "Harmonica", "Guitar Strings"]),
+    template("sports", "Sports", ["Football", "Yoga Mat", "Jump Rope", "Dumbbell"]),
+    template("beauty", "Beauty", ["Face Cream", "Hair Brush", "Perfume", "Lip Balm"]),
     template("pets", "Pets", ["Dog Bed", "Cat Tree", "Leash", "Chew Toy"]),
-    template(
-        "tools",
-        "Tools",
-        ["Hammer", "Wrench", "Drill", "Screwdriver"],
-    ),
+    template("tools", "Tools", ["Hammer", "Wrench", "Drill", "Screwdriver"]),
     template("home", "Home", ["Blanket", "Cushion", "Candle", "Vase"]),
-    template(
-        "automotive",
-        "Automotive",
-        ["Car Wax", "Floor Mats", "Jump Starter", "Tire Gauge"],
-    ),
+    template("automotive", "Automotive", ["Car Wax", "Floor Mats", "Jump Starter", "Tire Gauge"]),
     template("baby", "Baby", ["Rattle", "Stroller", "Bib", "Teether"]),
 ];
 
@@ -129,9 +81,7 @@ fn tenant_template(tenant_index: usize, k: usize) -> &'static CategoryTemplate {
 }
 
 /// `(slug, display name)` of every category of the tenant at `tenant_index`.
-pub(crate) fn categories(
-    tenant_index: usize,
-) -> impl Iterator<Item = (&'static str, &'static str)> {
+pub(crate) fn categories(tenant_index: usize) -> impl Iterator<Item = (&'static str, &'static str)> {
     (0..CATEGORIES_PER_TENANT).map(move |k| {
         let template = tenant_template(tenant_index, k);
         (template.id, template.name)

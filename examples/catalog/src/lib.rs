@@ -31,6 +31,4 @@ mod validate;
 
 pub use catalog::Catalog;
 pub use error::CatalogError;
-pub use model::{
-    Category, DEFAULT_PRODUCTS_PER_TENANT, ListQuery, Product, ProductPage, ProductUpdate, TENANTS,
-};
+pub use model::{Category, DEFAULT_PRODUCTS_PER_TENANT, ListQuery, Product, ProductPage, ProductUpdate, TENANTS};

@@ -60,11 +60,7 @@ impl Pool {
     }
 
     /// Runs `job` on a pooled connection on a blocking thread.
-    pub(crate) async fn run<T, F>(
-        self: &Arc<Self>,
-        access: Access,
-        job: F,
-    ) -> Result<T, CatalogError>
+    pub(crate) async fn run<T, F>(self: &Arc<Self>, access: Access, job: F) -> Result<T, CatalogError>
     where
         F: FnOnce(&mut Connection) -> Result<T, CatalogError> + Send + 'static,
         T: Send + 'static,
@@ -82,9 +78,7 @@ impl Pool {
 
 /// Connections in the pool: one per available core, at least 2 and at most 8.
 fn pool_size() -> usize {
-    std::thread::available_parallelism()
-        .map_or(4, usize::from)
-        .clamp(2, 8)
+    std::thread::available_parallelism().map_or(4, usize::from).clamp(2, 8)
 }
 
 fn open_connection(uri: &str) -> rusqlite::Result<Connection> {
@@ -110,11 +104,7 @@ struct Lease<'pool> {
 
 impl<'pool> Lease<'pool> {
     fn new(pool: &'pool Pool, permit: OwnedSemaphorePermit) -> Self {
-        let connection = pool
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let connection = pool.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         Self {
             pool,
             connection,
@@ -122,31 +112,16 @@ impl<'pool> Lease<'pool> {
         }
     }
 
-    fn run<T>(
-        mut self,
-        access: Access,
-        job: impl FnOnce(&mut Connection) -> Result<T, CatalogError>,
-    ) -> Result<T, CatalogError> {
-        let connection = self
-            .connection
-            .as_mut()
-            .expect("a semaphore permit guarantees an idle connection");
+    fn run<T>(mut self, access: Access, job: impl FnOnce(&mut Connection) -> Result<T, CatalogError>) -> Result<T, CatalogError> {
+        let connection = self.connection.as_mut().expect("a semaphore permit guarantees an idle connection");
         // The gate guards no data, so a poisoned gate is as good as a healthy one.
         match access {
             Access::Read => {
-                let _shared = self
-                    .pool
-                    .gate
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let _shared = self.pool.gate.read().unwrap_or_else(PoisonError::into_inner);
                 job(connection)
             }
             Access::Write => {
-                let _exclusive = self
-                    .pool
-                    .gate
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let _exclusive = self.pool.gate.write().unwrap_or_else(PoisonError::into_inner);
                 job(connection)
             }
         }
@@ -156,11 +131,7 @@ impl<'pool> Lease<'pool> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take() {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(connection);
+            self.pool.idle.lock().unwrap_or_else(PoisonError::into_inner).push(connection);
         }
     }
 }

@@ -12,9 +12,7 @@ const PRODUCT_COLUMNS: &str = "tenant, id, name, category, price_cents, descript
 /// Reads a column holding a non-negative integer (an id or a count).
 fn get_u64(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(index)?;
-    u64::try_from(value).map_err(|error| {
-        rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, error.into())
-    })
+    u64::try_from(value).map_err(|error| rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, error.into()))
 }
 
 fn product_from_row(row: &Row<'_>) -> rusqlite::Result<Product> {
@@ -45,11 +43,7 @@ fn list_filter(tenant: &str, query: &ValidQuery) -> (String, Vec<Value>) {
 }
 
 /// One page of the tenant's products matching `query`, and the total number of matches.
-pub(crate) fn list_products(
-    connection: &Connection,
-    tenant: &str,
-    query: &ValidQuery,
-) -> Result<ProductPage, CatalogError> {
+pub(crate) fn list_products(connection: &Connection, tenant: &str, query: &ValidQuery) -> Result<ProductPage, CatalogError> {
     let (filter, mut values) = list_filter(tenant, query);
     let total = connection
         .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {filter}"))?
@@ -58,10 +52,7 @@ pub(crate) fn list_products(
         "SELECT {PRODUCT_COLUMNS} FROM products WHERE {filter} ORDER BY {} LIMIT ? OFFSET ?",
         query.sort.order_by()
     );
-    values.extend([
-        Value::Integer(query.limit.into()),
-        Value::Integer(query.offset()),
-    ]);
+    values.extend([Value::Integer(query.limit.into()), Value::Integer(query.offset())]);
     let items = connection
         .prepare_cached(&sql)?
         .query_map(params_from_iter(&values), product_from_row)?
@@ -75,11 +66,7 @@ pub(crate) fn list_products(
 }
 
 /// The tenant's product `id`, if it exists.
-pub(crate) fn product(
-    connection: &Connection,
-    tenant: &str,
-    id: i64,
-) -> Result<Option<Product>, CatalogError> {
+pub(crate) fn product(connection: &Connection, tenant: &str, id: i64) -> Result<Option<Product>, CatalogError> {
     let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE tenant = ?1 AND id = ?2");
     let product = connection
         .prepare_cached(&sql)?
@@ -89,10 +76,7 @@ pub(crate) fn product(
 }
 
 /// The tenant's categories, ordered by slug, with their product counts.
-pub(crate) fn categories(
-    connection: &Connection,
-    tenant: &str,
-) -> Result<Vec<Category>, CatalogError> {
+pub(crate) fn categories(connection: &Connection, tenant: &str) -> Result<Vec<Category>, CatalogError> {
     let mut statement = connection.prepare_cached(
         "SELECT c.id, c.name,
                 (SELECT COUNT(*) FROM products p WHERE p.tenant = c.tenant AND p.category = c.id)
@@ -110,11 +94,7 @@ pub(crate) fn categories(
     Ok(categories)
 }
 
-fn category_exists(
-    connection: &Connection,
-    tenant: &str,
-    category: &str,
-) -> rusqlite::Result<bool> {
+fn category_exists(connection: &Connection, tenant: &str, category: &str) -> rusqlite::Result<bool> {
     connection
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM categories WHERE tenant = ?1 AND id = ?2)")?
         .query_row([tenant, category], |row| row.get(0))
@@ -145,13 +125,7 @@ pub(crate) fn update_product(
                                  price_cents = coalesce(?5, price_cents)
              WHERE tenant = ?1 AND id = ?2",
         )?
-        .execute(params![
-            tenant,
-            id,
-            update.name,
-            update.category,
-            update.price_cents
-        ])?;
+        .execute(params![tenant, id, update.name, update.category, update.price_cents])?;
     let updated = product(&transaction, tenant, id)?;
     transaction.commit()?;
     Ok(updated)

@@ -43,8 +43,7 @@ pub(crate) fn seed(connection: &mut Connection, products_per_tenant: u64) -> rus
 }
 
 fn insert_categories(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
-    let mut insert =
-        transaction.prepare("INSERT INTO categories (tenant, id, name) VALUES (?1, ?2, ?3)")?;
+    let mut insert = transaction.prepare("INSERT INTO categories (tenant, id, name) VALUES (?1, ?2, ?3)")?;
     for (tenant_index, tenant) in TENANTS.iter().enumerate() {
         for (id, name) in fixtures::categories(tenant_index) {
             insert.execute(params![tenant, id, name])?;
@@ -53,10 +52,7 @@ fn insert_categories(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn insert_products(
-    transaction: &Transaction<'_>,
-    products_per_tenant: u64,
-) -> rusqlite::Result<()> {
+fn insert_products(transaction: &Transaction<'_>, products_per_tenant: u64) -> rusqlite::Result<()> {
     let mut insert = transaction.prepare(
         "INSERT INTO products (tenant, id, name, category, price_cents, description)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -64,8 +60,7 @@ fn insert_products(
     for tenant_index in 0..TENANTS.len() {
         for id in 1..=products_per_tenant {
             let product = fixtures::product(tenant_index, id);
-            let sql_id = i64::try_from(id)
-                .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
+            let sql_id = i64::try_from(id).map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
             insert.execute(params![
                 product.tenant,
                 sql_id,

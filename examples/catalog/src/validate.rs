@@ -151,14 +151,8 @@ mod tests {
 
     #[test]
     fn page_zero_and_unknown_sort_are_rejected() {
-        for bad in [
-            query(None, Some(0), None),
-            query(Some("price desc"), None, None),
-        ] {
-            assert!(matches!(
-                list_query(&bad),
-                Err(CatalogError::InvalidQuery(_))
-            ));
+        for bad in [query(None, Some(0), None), query(Some("price desc"), None, None)] {
+            assert!(matches!(list_query(&bad), Err(CatalogError::InvalidQuery(_))));
         }
     }
 
@@ -171,10 +165,7 @@ mod tests {
             ..ListQuery::default()
         };
         let valid = list_query(&empty).expect("valid");
-        assert_eq!(
-            (valid.category, valid.search, valid.sort),
-            (None, None, Sort::Id)
-        );
+        assert_eq!((valid.category, valid.search, valid.sort), (None, None, Sort::Id));
     }
 
     #[test]
@@ -191,10 +182,7 @@ mod tests {
             price_cents: Some(-1),
             ..ProductUpdate::default()
         };
-        assert!(matches!(
-            update(&negative),
-            Err(CatalogError::InvalidUpdate(_))
-        ));
+        assert!(matches!(update(&negative), Err(CatalogError::InvalidUpdate(_))));
         let max = ProductUpdate {
             name: Some("é".repeat(MAX_NAME_CHARS)),
             price_cents: Some(0),

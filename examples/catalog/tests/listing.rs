@@ -22,10 +22,7 @@ async fn all(catalog: &Catalog, tenant: &str, query: &ListQuery) -> Vec<Product>
             limit: Some(100),
             ..query.clone()
         };
-        let page = catalog
-            .list_products(tenant, &query)
-            .await
-            .expect("listing works");
+        let page = catalog.list_products(tenant, &query).await.expect("listing works");
         if page.items.is_empty() {
             return items;
         }
@@ -38,28 +35,14 @@ async fn all(catalog: &Catalog, tenant: &str, query: &ListQuery) -> Vec<Product>
 async fn default_seed_has_every_tenant_fully_populated() {
     let catalog = open(DEFAULT_PRODUCTS_PER_TENANT);
     for tenant in TENANTS {
-        let page = catalog
-            .list_products(tenant, &ListQuery::default())
-            .await
-            .expect("listing works");
+        let page = catalog.list_products(tenant, &ListQuery::default()).await.expect("listing works");
         assert_eq!(page.total, DEFAULT_PRODUCTS_PER_TENANT);
         let categories = catalog.categories(tenant).await.expect("categories work");
         assert_eq!(categories.len(), 12);
-        assert!(
-            categories
-                .iter()
-                .all(|category| category.product_count > 100),
-            "{categories:?}"
-        );
-        let counted: u64 = categories
-            .iter()
-            .map(|category| category.product_count)
-            .sum();
+        assert!(categories.iter().all(|category| category.product_count > 100), "{categories:?}");
+        let counted: u64 = categories.iter().map(|category| category.product_count).sum();
         assert_eq!(counted, DEFAULT_PRODUCTS_PER_TENANT);
-        let last = catalog
-            .product(tenant, DEFAULT_PRODUCTS_PER_TENANT)
-            .await
-            .expect("lookup works");
+        let last = catalog.product(tenant, DEFAULT_PRODUCTS_PER_TENANT).await.expect("lookup works");
         assert!(last.is_some());
     }
 }
@@ -89,10 +72,7 @@ async fn the_same_id_differs_across_tenants() {
         let products = all(&catalog, tenant, &ListQuery::default()).await;
         assert!(products.iter().all(|product| product.tenant == tenant));
         assert_eq!(
-            products
-                .iter()
-                .map(|product| product.id)
-                .collect::<Vec<_>>(),
+            products.iter().map(|product| product.id).collect::<Vec<_>>(),
             (1..=50).collect::<Vec<_>>()
         );
         per_tenant.push(products);
@@ -100,13 +80,7 @@ async fn the_same_id_differs_across_tenants() {
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
         let pairs = per_tenant[a].iter().zip(&per_tenant[b]);
         assert!(pairs.clone().all(|(x, y)| x.name != y.name));
-        assert!(
-            pairs
-                .clone()
-                .filter(|(x, y)| x.price_cents != y.price_cents)
-                .count()
-                > 40
-        );
+        assert!(pairs.clone().filter(|(x, y)| x.price_cents != y.price_cents).count() > 40);
         assert!(pairs.filter(|(x, y)| x.category != y.category).count() > 30);
     }
     let acme = catalog_categories(&catalog, "acme").await;
@@ -130,10 +104,7 @@ async fn pages_cover_every_product_once() {
             page: Some(page),
             ..ListQuery::default()
         };
-        let result = catalog
-            .list_products("acme", &query)
-            .await
-            .expect("listing works");
+        let result = catalog.list_products("acme", &query).await.expect("listing works");
         assert_eq!((result.page, result.limit, result.total), (page, 20, 95));
         assert_eq!(result.items.len(), expected_len, "page {page}");
         ids.extend(result.items.iter().map(|product| product.id));
@@ -149,14 +120,8 @@ async fn limit_is_clamped() {
             limit: Some(limit),
             ..ListQuery::default()
         };
-        let page = catalog
-            .list_products("initech", &query)
-            .await
-            .expect("listing works");
-        assert_eq!(
-            (page.limit as usize, page.items.len()),
-            (expected, expected)
-        );
+        let page = catalog.list_products("initech", &query).await.expect("listing works");
+        assert_eq!((page.limit as usize, page.items.len()), (expected, expected));
     }
 }
 
@@ -170,25 +135,15 @@ async fn category_filter_matches_category_counts() {
         };
         let products = all(&catalog, "globex", &query).await;
         assert_eq!(products.len() as u64, category.product_count);
-        assert!(
-            products
-                .iter()
-                .all(|product| product.category == category.id)
-        );
-        let page = catalog
-            .list_products("globex", &query)
-            .await
-            .expect("listing works");
+        assert!(products.iter().all(|product| product.category == category.id));
+        let page = catalog.list_products("globex", &query).await.expect("listing works");
         assert_eq!(page.total, category.product_count);
     }
     let unknown = ListQuery {
         category: Some("nope".into()),
         ..ListQuery::default()
     };
-    let page = catalog
-        .list_products("globex", &unknown)
-        .await
-        .expect("listing works");
+    let page = catalog.list_products("globex", &unknown).await.expect("listing works");
     assert_eq!((page.total, page.items.len()), (0, 0));
 }
 
@@ -196,12 +151,7 @@ async fn category_filter_matches_category_counts() {
 async fn search_is_a_case_insensitive_name_substring() {
     let catalog = open(200);
     let everything = all(&catalog, "acme", &ListQuery::default()).await;
-    let noun = everything[0]
-        .name
-        .split(' ')
-        .nth(1)
-        .expect("names have several words")
-        .to_owned();
+    let noun = everything[0].name.split(' ').nth(1).expect("names have several words").to_owned();
     let query = ListQuery {
         search: Some(noun.to_uppercase()),
         ..ListQuery::default()
@@ -214,10 +164,7 @@ async fn search_is_a_case_insensitive_name_substring() {
         .collect();
     assert!(found.contains(&everything[0]));
     assert_eq!(found, expected);
-    let page = catalog
-        .list_products("acme", &query)
-        .await
-        .expect("listing works");
+    let page = catalog.list_products("acme", &query).await.expect("listing works");
     assert_eq!(page.total, expected.len() as u64);
     for literal in ["%", "_", "no such product"] {
         let query = ListQuery {
@@ -225,11 +172,7 @@ async fn search_is_a_case_insensitive_name_substring() {
             ..ListQuery::default()
         };
         assert_eq!(
-            catalog
-                .list_products("acme", &query)
-                .await
-                .expect("listing works")
-                .total,
+            catalog.list_products("acme", &query).await.expect("listing works").total,
             0,
             "{literal}"
         );
@@ -239,11 +182,7 @@ async fn search_is_a_case_insensitive_name_substring() {
 #[tokio::test]
 async fn search_and_category_combine() {
     let catalog = open(200);
-    let first = catalog
-        .product("initech", 1)
-        .await
-        .expect("lookup works")
-        .expect("id 1 exists");
+    let first = catalog.product("initech", 1).await.expect("lookup works").expect("id 1 exists");
     let query = ListQuery {
         category: Some(first.category.clone()),
         search: Some("-".into()),
@@ -251,11 +190,7 @@ async fn search_and_category_combine() {
     };
     let found = all(&catalog, "initech", &query).await;
     assert!(found.contains(&first));
-    assert!(
-        found
-            .iter()
-            .all(|product| product.category == first.category)
-    );
+    assert!(found.iter().all(|product| product.category == first.category));
 }
 
 /// How a sort order compares two products, before the id tie-breaker.
@@ -275,20 +210,10 @@ async fn every_sort_order_is_applied_with_id_as_tie_breaker() {
     for (sort, order) in orders {
         let mut expected = by_id.clone();
         expected.sort_by(|a, b| order(a, b).then(a.id.cmp(&b.id)));
-        assert_eq!(
-            all(&catalog, "globex", &sorted_by(sort)).await,
-            expected,
-            "sort {sort}"
-        );
+        assert_eq!(all(&catalog, "globex", &sorted_by(sort)).await, expected, "sort {sort}");
     }
-    let cheapest = catalog
-        .list_products("globex", &sorted_by("price"))
-        .await
-        .expect("listing works");
-    let dearest = catalog
-        .list_products("globex", &sorted_by("-price"))
-        .await
-        .expect("listing works");
+    let cheapest = catalog.list_products("globex", &sorted_by("price")).await.expect("listing works");
+    let dearest = catalog.list_products("globex", &sorted_by("-price")).await.expect("listing works");
     assert!(cheapest.items[0].price_cents < dearest.items[0].price_cents);
 }
 
@@ -297,10 +222,7 @@ async fn invalid_queries_are_rejected_before_the_database() {
     let catalog = open(10);
     for sort in ["price desc", "ID", "-id", "random"] {
         let result = catalog.list_products("acme", &sorted_by(sort)).await;
-        assert!(
-            matches!(result, Err(CatalogError::InvalidQuery(_))),
-            "{sort}: {result:?}"
-        );
+        assert!(matches!(result, Err(CatalogError::InvalidQuery(_))), "{sort}: {result:?}");
     }
     let page_zero = ListQuery {
         page: Some(0),
@@ -317,19 +239,9 @@ async fn invalid_queries_are_rejected_before_the_database() {
 async fn unknown_tenants_are_rejected_by_every_method() {
     let catalog = open(10);
     let unknown = |result: Result<(), CatalogError>| matches!(result, Err(CatalogError::UnknownTenant(t)) if t == "umbrella");
-    assert!(unknown(
-        catalog
-            .list_products("umbrella", &ListQuery::default())
-            .await
-            .map(drop)
-    ));
+    assert!(unknown(catalog.list_products("umbrella", &ListQuery::default()).await.map(drop)));
     assert!(unknown(catalog.product("umbrella", 1).await.map(drop)));
-    assert!(unknown(
-        catalog
-            .update_product("umbrella", 1, &Default::default())
-            .await
-            .map(drop)
-    ));
+    assert!(unknown(catalog.update_product("umbrella", 1, &Default::default()).await.map(drop)));
     assert!(unknown(catalog.categories("umbrella").await.map(drop)));
     assert!(catalog.product("ACME", 1).await.is_err());
     assert_eq!(catalog.queries(), 0);
@@ -339,19 +251,9 @@ async fn unknown_tenants_are_rejected_by_every_method() {
 async fn missing_products_are_none() {
     let catalog = open(10);
     for id in [0, 11, i64::MAX as u64, u64::MAX] {
-        assert_eq!(
-            catalog.product("acme", id).await.expect("lookup works"),
-            None,
-            "id {id}"
-        );
+        assert_eq!(catalog.product("acme", id).await.expect("lookup works"), None, "id {id}");
     }
-    assert!(
-        catalog
-            .product("acme", 10)
-            .await
-            .expect("lookup works")
-            .is_some()
-    );
+    assert!(catalog.product("acme", 10).await.expect("lookup works").is_some());
 }
 
 #[test]
@@ -360,14 +262,8 @@ fn errors_have_clear_messages() {
         CatalogError::UnknownTenant("umbrella".into()).to_string(),
         "unknown tenant `umbrella`"
     );
-    assert_eq!(
-        CatalogError::InvalidQuery("bad".into()).to_string(),
-        "invalid query: bad"
-    );
-    assert_eq!(
-        CatalogError::InvalidUpdate("bad".into()).to_string(),
-        "invalid update: bad"
-    );
+    assert_eq!(CatalogError::InvalidQuery("bad".into()).to_string(), "invalid query: bad");
+    assert_eq!(CatalogError::InvalidUpdate("bad".into()).to_string(), "invalid update: bad");
 }
 
 #[test]
@@ -390,8 +286,5 @@ fn products_serialize_as_plain_json() {
     };
     let json = serde_json::to_value(&product).expect("products serialize");
     assert_eq!(json["price_cents"], 1999);
-    assert_eq!(
-        serde_json::from_value::<Product>(json).expect("and deserialize"),
-        product
-    );
+    assert_eq!(serde_json::from_value::<Product>(json).expect("and deserialize"), product);
 }

@@ -31,10 +31,7 @@ async fn every_database_call_counts_once_and_clones_share_the_count() {
     let catalog = open(30);
     let clone = catalog.clone().with_latency(Duration::ZERO);
     assert_eq!(catalog.queries(), 0);
-    catalog
-        .list_products("acme", &ListQuery::default())
-        .await
-        .expect("listing works");
+    catalog.list_products("acme", &ListQuery::default()).await.expect("listing works");
     catalog.product("acme", 1).await.expect("lookup works");
     clone.product("acme", 999).await.expect("lookup works");
     clone.categories("globex").await.expect("categories work");
@@ -42,10 +39,7 @@ async fn every_database_call_counts_once_and_clones_share_the_count() {
         price_cents: Some(5),
         ..ProductUpdate::default()
     };
-    catalog
-        .update_product("initech", 2, &update)
-        .await
-        .expect("update works");
+    catalog.update_product("initech", 2, &update).await.expect("update works");
     assert_eq!((catalog.queries(), clone.queries()), (5, 5));
     assert_eq!(open(1).queries(), 0);
 }
@@ -60,16 +54,9 @@ async fn latency_is_waited_before_each_query() {
     tokio::task::yield_now().await;
     tokio::time::advance(LATENCY - Duration::from_millis(1)).await;
     assert!(!task.is_finished());
-    assert_eq!(
-        catalog.queries(),
-        0,
-        "the query waits for the latency first"
-    );
+    assert_eq!(catalog.queries(), 0, "the query waits for the latency first");
     tokio::time::advance(Duration::from_millis(1)).await;
-    let product = task
-        .await
-        .expect("the task completes")
-        .expect("lookup works");
+    let product = task.await.expect("the task completes").expect("lookup works");
     assert!(product.is_some());
     assert_eq!(catalog.queries(), 1);
 }
@@ -79,10 +66,7 @@ async fn sequential_queries_each_pay_the_latency() {
     let catalog = open(10).with_latency(LATENCY);
     let start = Instant::now();
     catalog.categories("acme").await.expect("categories work");
-    catalog
-        .list_products("acme", &ListQuery::default())
-        .await
-        .expect("listing works");
+    catalog.list_products("acme", &ListQuery::default()).await.expect("listing works");
     catalog
         .update_product("acme", 1, &ProductUpdate::default())
         .await
@@ -102,12 +86,7 @@ async fn concurrent_queries_overlap_their_latency() {
         })
         .collect();
     for task in tasks {
-        assert!(
-            task.await
-                .expect("the task completes")
-                .expect("lookup works")
-                .is_some()
-        );
+        assert!(task.await.expect("the task completes").expect("lookup works").is_some());
     }
     assert!(start.elapsed() < LATENCY * 2, "{:?}", start.elapsed());
     assert_eq!(catalog.queries(), 100);
@@ -123,10 +102,7 @@ async fn request(catalog: Catalog, n: u64) {
                 price_cents: Some(n as i64),
                 ..ProductUpdate::default()
             };
-            let updated = catalog
-                .update_product(tenant, id, &update)
-                .await
-                .expect("update works");
+            let updated = catalog.update_product(tenant, id, &update).await.expect("update works");
             assert_eq!(updated.expect("the product exists").price_cents, n as i64);
         }
         1..=3 => {
@@ -135,30 +111,10 @@ async fn request(catalog: Catalog, n: u64) {
                 sort: Some("-price".into()),
                 ..ListQuery::default()
             };
-            assert_eq!(
-                catalog
-                    .list_products(tenant, &query)
-                    .await
-                    .expect("listing works")
-                    .total,
-                200
-            );
+            assert_eq!(catalog.list_products(tenant, &query).await.expect("listing works").total, 200);
         }
-        4 => assert_eq!(
-            catalog
-                .categories(tenant)
-                .await
-                .expect("categories work")
-                .len(),
-            12
-        ),
-        _ => assert!(
-            catalog
-                .product(tenant, id)
-                .await
-                .expect("lookup works")
-                .is_some()
-        ),
+        4 => assert_eq!(catalog.categories(tenant).await.expect("categories work").len(), 12),
+        _ => assert!(catalog.product(tenant, id).await.expect("lookup works").is_some()),
     }
 }
 
@@ -166,9 +122,7 @@ async fn request(catalog: Catalog, n: u64) {
 async fn hundreds_of_concurrent_requests_neither_fail_nor_deadlock() {
     let catalog = open(200).with_latency(Duration::from_millis(2));
     let load = async {
-        let tasks: Vec<_> = (0..500)
-            .map(|n| tokio::spawn(request(catalog.clone(), n)))
-            .collect();
+        let tasks: Vec<_> = (0..500).map(|n| tokio::spawn(request(catalog.clone(), n))).collect();
         for task in tasks {
             task.await.expect("no request panics");
         }

@@ -16,10 +16,7 @@ async fn product(catalog: &Catalog, tenant: &str, id: u64) -> catalog::Product {
 
 async fn count(catalog: &Catalog, tenant: &str, category: &str) -> u64 {
     let categories = catalog.categories(tenant).await.expect("categories work");
-    categories
-        .iter()
-        .find(|c| c.id == category)
-        .map_or(0, |c| c.product_count)
+    categories.iter().find(|c| c.id == category).map_or(0, |c| c.product_count)
 }
 
 /// A category of `tenant` other than `current`.
@@ -55,41 +52,27 @@ async fn an_update_is_visible_to_later_reads_of_its_tenant_only() {
         .expect("product 5 exists");
 
     assert_eq!(
-        (
-            updated.id,
-            updated.name.as_str(),
-            updated.category.as_str(),
-            updated.price_cents
-        ),
+        (updated.id, updated.name.as_str(), updated.category.as_str(), updated.price_cents),
         (5, "Zeppelin", category.as_str(), 0)
     );
     assert_eq!(updated.description, before.description);
     assert_eq!(product(&catalog, "acme", 5).await, updated);
     assert_eq!(product(&catalog, "globex", 5).await, globex_before);
-    assert_eq!(
-        count(&catalog, "acme", &before.category).await,
-        old_count - 1
-    );
+    assert_eq!(count(&catalog, "acme", &before.category).await, old_count - 1);
     assert_eq!(count(&catalog, "acme", &category).await, new_count + 1);
     let cheapest = ListQuery {
         sort: Some("price".into()),
         limit: Some(1),
         ..ListQuery::default()
     };
-    let page = catalog
-        .list_products("acme", &cheapest)
-        .await
-        .expect("listing works");
+    let page = catalog.list_products("acme", &cheapest).await.expect("listing works");
     assert_eq!(page.items, vec![updated.clone()]);
     let search = ListQuery {
         search: Some("zeppelin".into()),
         ..ListQuery::default()
     };
     for tenant in ["acme", "globex"] {
-        let found = catalog
-            .list_products(tenant, &search)
-            .await
-            .expect("listing works");
+        let found = catalog.list_products(tenant, &search).await.expect("listing works");
         assert_eq!(found.total, u64::from(tenant == "acme"), "{tenant}");
     }
 }
@@ -163,10 +146,7 @@ async fn invalid_updates_are_rejected_and_change_nothing() {
     ];
     for update in &invalid {
         let result = catalog.update_product("acme", 1, update).await;
-        assert!(
-            matches!(result, Err(CatalogError::InvalidUpdate(_))),
-            "{update:?}: {result:?}"
-        );
+        assert!(matches!(result, Err(CatalogError::InvalidUpdate(_))), "{update:?}: {result:?}");
     }
     assert_eq!(product(&catalog, "acme", 1).await, before);
     let longest = ProductUpdate {
@@ -184,13 +164,7 @@ async fn updating_a_missing_product_is_none() {
         ..ProductUpdate::default()
     };
     for id in [0, 21, u64::MAX] {
-        assert_eq!(
-            catalog
-                .update_product("globex", id, &update)
-                .await
-                .expect("update works"),
-            None
-        );
+        assert_eq!(catalog.update_product("globex", id, &update).await.expect("update works"), None);
     }
     assert_eq!(
         catalog
@@ -204,12 +178,8 @@ async fn updating_a_missing_product_is_none() {
 
 #[test]
 fn updates_reject_unknown_fields() {
-    let ok: ProductUpdate =
-        serde_json::from_str(r#"{"name":"Lamp","price_cents":5}"#).expect("known fields parse");
-    assert_eq!(
-        (ok.name.as_deref(), ok.category, ok.price_cents),
-        (Some("Lamp"), None, Some(5))
-    );
+    let ok: ProductUpdate = serde_json::from_str(r#"{"name":"Lamp","price_cents":5}"#).expect("known fields parse");
+    assert_eq!((ok.name.as_deref(), ok.category, ok.price_cents), (Some("Lamp"), None, Some(5)));
     assert!(serde_json::from_str::<ProductUpdate>(r#"{"price":5}"#).is_err());
 }
 
@@ -221,10 +191,7 @@ async fn writes_are_visible_on_every_pooled_connection() {
             price_cents: Some(round),
             ..ProductUpdate::default()
         };
-        catalog
-            .update_product("globex", 9, &update)
-            .await
-            .expect("update works");
+        catalog.update_product("globex", 9, &update).await.expect("update works");
         let reads: Vec<_> = (0..32)
             .map(|_| {
                 let catalog = catalog.clone();

@@ -1,0 +1,109 @@
+//! The storefront: the project's main demo. A multi-tenant product catalog
+//! API on axum, over an embedded SQLite [`catalog`] (4,000 products for each
+//! of the tenants `acme`, `globex` and `initech`), cached with `cache-axum`
+//! on the embedded moka store.
+//!
+//! | route                          | answer                        | cache                               |
+//! |--------------------------------|-------------------------------|-------------------------------------|
+//! | `GET /`                        | this list, as text            | none                                |
+//! | `GET /api/v1/products`         | [`catalog::ProductPage`]      | 5m, by tenant and list parameters   |
+//! | `GET /api/v1/products/{id}`    | [`catalog::Product`] or `404` | 1h, by tenant and path              |
+//! | `PUT /api/v1/products/{id}`    | the updated product           | invalidates the product and lists   |
+//! | `GET /api/v1/categories`       | `Vec<`[`catalog::Category`]`>` | 2h, by tenant                      |
+//!
+//! Every `/api/` request names its tenant in `X-Tenant-ID`; without a known
+//! one it gets `400`. Errors are JSON: `{"error": "..."}`. See
+//! [`policies`] for the TTL table and how tags tie entries to the data.
+//!
+//! # Example
+//!
+//! Build the app in-process and serve it on a free port:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use storefront::{Config, app, serve};
+//!
+//! let app = app(&Config { products_per_tenant: 100, ..Config::default() })?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("listening on {}", listener.local_addr()?);
+//! serve(listener, app.router).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Run the binary with `cargo run --release -p storefront -- --db-latency 35ms`.
+
+mod config;
+mod error;
+mod handlers;
+mod middleware;
+pub mod policies;
+mod routes;
+mod tenant;
+
+use std::future::Future;
+
+use cache_axum::{Cache, MokaStore};
+use catalog::Catalog;
+
+pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES};
+pub use error::{ApiError, StorefrontError};
+pub use routes::{CATEGORIES, PRODUCT, PRODUCTS};
+pub use tenant::{TENANT_HEADER, TenantId};
+
+/// The name of the cache in `Cache-Status` headers.
+pub const CACHE_NAME: &str = "storefront";
+
+/// A built storefront: its router and the parts tests look into.
+#[derive(Debug)]
+pub struct App {
+    /// Every route, ready to serve.
+    pub router: axum::Router,
+    /// The response cache behind the router.
+    pub cache: Cache,
+    /// The database behind the router; [`Catalog::queries`] counts the
+    /// requests the cache did not answer.
+    pub catalog: Catalog,
+}
+
+/// Builds the catalog, the cache and the router, without binding a socket.
+///
+/// # Errors
+///
+/// The catalog could not be opened, or the cache not configured.
+pub fn app(config: &Config) -> Result<App, StorefrontError> {
+    let catalog = Catalog::open(config.products_per_tenant)?.with_latency(config.db_latency);
+    let store = MokaStore::builder().max_capacity(config.cache_capacity_bytes).build();
+    let cache = Cache::builder().name(CACHE_NAME).store(store).build()?;
+    let router = app_with_cache(catalog.clone(), cache.clone());
+    Ok(App { router, cache, catalog })
+}
+
+/// The router over `catalog`, caching in `cache`: for tests that bring
+/// their own cache (a manual clock, a failing store).
+pub fn app_with_cache(catalog: Catalog, cache: Cache) -> axum::Router {
+    routes::router(catalog, &cache)
+}
+
+/// Serves `router` on `listener` until the listener fails.
+///
+/// # Errors
+///
+/// The I/O error [`axum::serve()`] returns.
+pub async fn serve(listener: tokio::net::TcpListener, router: axum::Router) -> std::io::Result<()> {
+    serve_with_shutdown(listener, router, std::future::pending()).await
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes
+/// the requests in flight.
+///
+/// # Errors
+///
+/// The I/O error [`axum::serve()`] returns.
+pub async fn serve_with_shutdown(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

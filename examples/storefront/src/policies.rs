@@ -1,0 +1,71 @@
+//! The cache policy of each API route: the storefront's TTL table.
+//!
+//! | route                   | TTL | key                                    | tags                        |
+//! |-------------------------|-----|----------------------------------------|-----------------------------|
+//! | `/api/v1/products`      | 5m  | tenant, category/page/limit/search/sort | `products:{tenant}` (+ `category:{tenant}:{category}` from the handler) |
+//! | `/api/v1/products/{id}` | 1h  | tenant, path                           | `product:{tenant}:{id}`     |
+//! | `/api/v1/categories`    | 2h  | tenant, path                           | `categories:{tenant}`       |
+//!
+//! A `PUT /api/v1/products/{id}` drops `product:{tenant}:{id}` and
+//! `products:{tenant}` (and `categories:{tenant}` when the product changes
+//! category); `404`s for unknown ids are kept one minute.
+//!
+//! Clients get `public, max-age=60` for single products and `public,
+//! no-cache` for lists: lists change with any product, so clients
+//! revalidate them, which the cache answers with a cheap `304`. The cache
+//! adds `Vary: x-tenant-id` to every response of these routes.
+
+use cache_axum::{CachePolicy, CachePolicyBuilder};
+
+use crate::tenant::TENANT_HEADER;
+
+/// The query parameters that select a product list; others are ignored.
+pub const LIST_QUERY_PARAMS: [&str; 5] = ["category", "page", "limit", "search", "sort"];
+
+/// `GET /api/v1/products`.
+pub fn product_list() -> CachePolicy {
+    tenant_scoped("5m")
+        .query_allow(LIST_QUERY_PARAMS)
+        .tag("products:{tenant}")
+        .downstream_cache_control("public, no-cache")
+        .build()
+        .expect("the product list policy is made of valid constants")
+}
+
+/// `GET /api/v1/products/{id}`. Unknown ids (`404`) are kept a minute only.
+pub fn product() -> CachePolicy {
+    tenant_scoped("1h")
+        .ignore_query()
+        .status_ttl(axum::http::StatusCode::NOT_FOUND, "1m")
+        .tag("product:{tenant}:{id}")
+        .downstream_cache_control("public, max-age=60")
+        .build()
+        .expect("the product policy is made of valid constants")
+}
+
+/// `GET /api/v1/categories`.
+pub fn categories() -> CachePolicy {
+    tenant_scoped("2h")
+        .ignore_query()
+        .tag("categories:{tenant}")
+        .downstream_cache_control("public, no-cache")
+        .build()
+        .expect("the categories policy is made of valid constants")
+}
+
+/// A policy keyed by tenant, in the storefront's namespace.
+fn tenant_scoped(ttl: &str) -> CachePolicyBuilder {
+    CachePolicy::builder().namespace("storefront").ttl(ttl).tenant_header(TENANT_HEADER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_builds() {
+        assert_eq!(product_list().ttl().as_secs(), 300);
+        assert_eq!(product().ttl().as_secs(), 3600);
+        assert_eq!(categories().ttl().as_secs(), 7200);
+    }
+}

@@ -1,0 +1,68 @@
+//! The router: routes, their cache layers, and the router-wide middleware.
+
+use axum::Router;
+use axum::http::{HeaderMap, header};
+use axum::middleware::from_fn;
+use axum::routing::get;
+use cache_axum::{Cache, CacheLayer, Policies};
+use catalog::Catalog;
+
+use crate::middleware::{catch_panic, log_request};
+use crate::{handlers, policies};
+
+/// Route pattern of the product lists.
+pub const PRODUCTS: &str = "/api/v1/products";
+/// Route pattern of one product.
+pub const PRODUCT: &str = "/api/v1/products/{id}";
+/// Route pattern of the categories.
+pub const CATEGORIES: &str = "/api/v1/categories";
+
+/// Every route, each behind exactly one cache layer with a policy for it.
+///
+/// `/api/v1/products/{id}` carries its own layer (`MethodRouter::layer`),
+/// so its `PUT` passes that layer too; the router-wide layer holds the
+/// policies of the other routes by pattern and lets every other request
+/// (this one included) through untouched, because its default is none.
+pub(crate) fn router(catalog: Catalog, cache: &Cache) -> Router {
+    let product = get(handlers::product)
+        .put(handlers::update_product)
+        .layer(CacheLayer::new(cache, policies::product()));
+    let table = CacheLayer::new(cache, Policies::new(None))
+        .route(PRODUCTS, policies::product_list())
+        .route(CATEGORIES, policies::categories());
+    Router::new()
+        .route("/", get(index))
+        .route(PRODUCTS, get(handlers::list_products))
+        .route(PRODUCT, product)
+        .route(CATEGORIES, get(handlers::categories))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .fallback(handlers::not_found)
+        .layer(table)
+        .layer(from_fn(log_request))
+        .layer(from_fn(catch_panic))
+        .with_state(catalog)
+}
+
+/// `GET /`: what there is to try, with this server's address filled in.
+async fn index(headers: HeaderMap) -> String {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:3000");
+    INDEX.replace("HOST", host)
+}
+
+const INDEX: &str = "storefront: a multi-tenant catalog API behind an HTTP response cache
+
+Tenants: acme, globex, initech (header X-Tenant-ID, required on /api/)
+
+  GET  /api/v1/products?category=&page=&limit=&search=&sort=   (sort: id, name, -name, price, -price)
+  GET  /api/v1/products/{id}
+  PUT  /api/v1/products/{id}   JSON body: any of name, category, price_cents
+  GET  /api/v1/categories
+
+Try (and watch the x-cache and cache-status headers):
+
+  curl -i -H 'X-Tenant-ID: acme' http://HOST/api/v1/products/42
+  curl -i -H 'X-Tenant-ID: acme' 'http://HOST/api/v1/products?category=books&sort=-price&limit=5'
+  curl -i -X PUT -H 'X-Tenant-ID: acme' -H 'content-type: application/json' \\
+       -d '{\"price_cents\": 1999}' http://HOST/api/v1/products/42
+  curl -i -H 'X-Tenant-ID: acme' http://HOST/api/v1/categories
+";
