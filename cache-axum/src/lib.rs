@@ -60,6 +60,7 @@ pub use cache_core::{
 };
 #[cfg(feature = "moka")]
 pub use cache_core::{MokaStore, MokaStoreBuilder};
+use cache_tower::RouteInfo;
 pub use cache_tower::{CacheService, ResponseFuture};
 
 /// Caches the responses of the routes it wraps; see the [crate docs](crate).
@@ -82,7 +83,7 @@ impl CacheLayer {
     /// a [`Policies`] table by route pattern).
     pub fn new(cache: &Cache, policies: impl Into<Policies>) -> Self {
         CacheLayer {
-            inner: cache_tower::CacheLayer::new(cache, policies).route_info(axum_route),
+            inner: cache_tower::CacheLayer::new(cache, policies).route_info(AXUM_ROUTE),
         }
     }
 
@@ -109,17 +110,17 @@ impl<S> Layer<S> for CacheLayer {
     }
 }
 
-/// The route axum matched: its registered pattern and path parameters.
-fn axum_route(parts: &mut Parts) -> RouteMatch {
-    let mut route = match parts.extensions.get::<MatchedPath>() {
-        Some(path) => RouteMatch::new(path.as_str()),
-        None => RouteMatch::default(),
-    };
+/// The route axum matched: its registered pattern ([`MatchedPath`]) and
+/// path parameters ([`RawPathParams`]).
+const AXUM_ROUTE: RouteInfo = RouteInfo {
+    pattern: |extensions| extensions.get::<MatchedPath>().map(MatchedPath::as_str),
+    params: axum_params,
+};
+
+fn axum_params(parts: &mut Parts) -> Vec<(String, String)> {
     // Path parameters are extracted synchronously; the future is ready at once.
-    if let Some(Ok(params)) = RawPathParams::from_request_parts(parts, &()).now_or_never() {
-        for (name, value) in &params {
-            route = route.param(name, value);
-        }
+    match RawPathParams::from_request_parts(parts, &()).now_or_never() {
+        Some(Ok(params)) => params.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+        _ => Vec::new(),
     }
-    route
 }

@@ -129,7 +129,15 @@ impl Default for KeySpec {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     key: String,
-    uri: String,
+    uri: Uri,
+}
+
+/// The URI part: a prefix of the key, or its own bounded string when the
+/// key had to be hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Uri {
+    Prefix(usize),
+    Own(String),
 }
 
 impl CacheKey {
@@ -140,7 +148,10 @@ impl CacheKey {
 
     /// The URI part: namespace, version, tenant, path and query.
     pub fn uri(&self) -> &str {
-        &self.uri
+        match &self.uri {
+            Uri::Prefix(len) => &self.key[..*len],
+            Uri::Own(uri) => uri,
+        }
     }
 }
 
@@ -183,13 +194,20 @@ impl KeySpec {
     pub fn build(&self, parts: &Parts) -> CacheKey {
         let mut key = String::with_capacity(96);
         self.write_uri_part(parts, &mut key);
-        let uri = bounded(key.clone());
+        let uri_len = key.len();
         key.push(':');
         if self.by_principal {
             write_principal(&parts.headers, &mut key);
         }
         key.push(':');
         self.write_vary(&parts.headers, &mut key);
+        if key.len() <= MAX_KEY_LEN {
+            return CacheKey {
+                key,
+                uri: Uri::Prefix(uri_len),
+            };
+        }
+        let uri = Uri::Own(bounded(key[..uri_len].to_owned()));
         CacheKey { key: bounded(key), uri }
     }
 

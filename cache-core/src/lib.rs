@@ -105,7 +105,7 @@ pub use policy::{
     CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS, DEFAULT_MAX_BODY_SIZE,
     IntoTtl,
 };
-pub use route::{Policies, RouteMatch};
+pub use route::{ParamsFn, Policies, RouteMatch};
 pub use store::Store;
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]

@@ -1,18 +1,26 @@
 //! The matched route of a request and per-route policies.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{borrow::Cow, collections::HashMap, sync::Arc};
+
+use http::request::Parts;
 
 use crate::CachePolicy;
+
+/// Reads the path parameters of the matched route from a request head.
+pub type ParamsFn = fn(&mut Parts) -> Vec<(String, String)>;
 
 /// The route a request matched, as the web framework reports it: the route
 /// pattern (`/api/v1/products/{id}`) and the values of its path parameters.
 ///
-/// Adapters fill it in; the engine uses it to pick the route's policy and to
-/// fill tag templates.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Adapters fill it in; the engine uses the parameters to fill tag
+/// templates. They can be given at once ([`RouteMatch::param`]) or read
+/// from the request only when a tag needs them ([`RouteMatch::deferred`]),
+/// which keeps them off the hit path.
+#[derive(Debug, Clone, Default)]
 pub struct RouteMatch {
     pattern: Option<Arc<str>>,
     params: Vec<(String, String)>,
+    deferred: Option<ParamsFn>,
 }
 
 impl RouteMatch {
@@ -21,6 +29,17 @@ impl RouteMatch {
         RouteMatch {
             pattern: Some(pattern.into()),
             params: Vec::new(),
+            deferred: None,
+        }
+    }
+
+    /// A match whose parameters `params` reads from the request head when
+    /// a tag template needs them.
+    pub fn deferred(params: ParamsFn) -> Self {
+        RouteMatch {
+            pattern: None,
+            params: Vec::new(),
+            deferred: Some(params),
         }
     }
 
@@ -36,9 +55,18 @@ impl RouteMatch {
         self.pattern.as_deref()
     }
 
-    /// The value of path parameter `name`.
+    /// The value of path parameter `name`, among those given at once.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every path parameter: those given at once, or those read from
+    /// `parts` for a deferred match.
+    pub(crate) fn params(&self, parts: &Parts) -> Cow<'_, [(String, String)]> {
+        match self.deferred {
+            Some(read) => Cow::Owned(read(&mut parts.clone())),
+            None => Cow::Borrowed(&self.params),
+        }
     }
 }
 
@@ -72,6 +100,9 @@ impl Policies {
 
     /// The policy for a request that matched `pattern`.
     pub fn resolve(&self, pattern: Option<&str>) -> Option<&CachePolicy> {
+        if self.routes.is_empty() {
+            return self.default.as_ref();
+        }
         match pattern.and_then(|p| self.routes.get(p)) {
             Some(route) => route.as_ref(),
             None => self.default.as_ref(),

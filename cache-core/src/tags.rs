@@ -4,7 +4,7 @@ use std::fmt;
 
 use http::HeaderName;
 
-use crate::{error::ConfigError, route::RouteMatch};
+use crate::error::ConfigError;
 
 /// A tag with placeholders, rendered for each request.
 ///
@@ -46,7 +46,7 @@ enum Part {
 pub(crate) struct TagContext<'a> {
     pub(crate) tenant: Option<&'a str>,
     pub(crate) headers: &'a http::HeaderMap,
-    pub(crate) route: &'a RouteMatch,
+    pub(crate) params: &'a [(String, String)],
 }
 
 impl TagTemplate {
@@ -58,10 +58,21 @@ impl TagTemplate {
                 Part::Literal(s) => out.push_str(s),
                 Part::Tenant => out.push_str(ctx.tenant?),
                 Part::Header(name) => out.push_str(ctx.headers.get(name)?.to_str().ok()?),
-                Part::Param(name) => out.push_str(ctx.route.get(name)?),
+                Part::Param(name) => out.push_str(param(ctx.params, name)?),
             }
         }
         Some(out)
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+impl TagTemplate {
+    /// Whether the template reads path parameters.
+    pub(crate) fn needs_params(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Param(_)))
     }
 }
 
@@ -136,15 +147,15 @@ mod tests {
     use super::*;
     use http::{HeaderMap, HeaderValue};
 
-    fn ctx<'a>(headers: &'a HeaderMap, route: &'a RouteMatch, tenant: Option<&'a str>) -> TagContext<'a> {
-        TagContext { tenant, headers, route }
+    fn ctx<'a>(headers: &'a HeaderMap, params: &'a [(String, String)], tenant: Option<&'a str>) -> TagContext<'a> {
+        TagContext { tenant, headers, params }
     }
 
     #[test]
     fn renders_tenant_params_and_headers() {
         let mut headers = HeaderMap::new();
         headers.insert("x-region", HeaderValue::from_static("eu"));
-        let route = RouteMatch::new("/products/{id}").param("id", "42");
+        let route = [("id".to_owned(), "42".to_owned())];
         let t: TagTemplate = "product:{tenant}:{id}:{header.x-region}".parse().unwrap();
         assert_eq!(
             t.render(&ctx(&headers, &route, Some("acme"))).as_deref(),

@@ -23,6 +23,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B, E> {
         Passthrough { #[pin] future: F },
+        Ready { response: Option<Response<CacheBody<B>>> },
         Cached { future: BoxFuture<Result<Response<CacheBody<B>>, E>> },
     }
 }
@@ -31,6 +32,12 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn passthrough(future: F) -> Self {
         ResponseFuture {
             kind: Kind::Passthrough { future },
+        }
+    }
+
+    pub(crate) fn ready(response: Response<CacheBody<B>>) -> Self {
+        ResponseFuture {
+            kind: Kind::Ready { response: Some(response) },
         }
     }
 
@@ -54,6 +61,9 @@ where
                 parts.extensions.remove::<cache_core::CacheHints>();
                 Response::from_parts(parts, CacheBody::stream(body))
             }),
+            KindProj::Ready { response } => {
+                Poll::Ready(Ok(response.take().expect("a ready response future is not polled after completion")))
+            }
             KindProj::Cached { future } => future.as_mut().poll(cx),
         }
     }

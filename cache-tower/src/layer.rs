@@ -1,18 +1,33 @@
 use std::{fmt, sync::Arc};
 
-use cache_core::{Cache, CachePolicy, Policies, RouteMatch};
-use http::request::Parts;
+use cache_core::{Cache, CachePolicy, Policies};
+use http::{Extensions, request::Parts};
 use tower_layer::Layer;
 
 use crate::CacheService;
 
-/// How a layer learns which route a request matched: the framework's route
-/// pattern and path parameters. The default reports no route, so the
-/// default policy applies and templates can use only the tenant and headers.
-pub type RouteInfo = fn(&mut Parts) -> RouteMatch;
+/// How a layer learns which route a request matched, from what the web
+/// framework leaves in the request: the route pattern, to pick the route's
+/// policy, and the path parameters, to fill tag templates.
+///
+/// The parameters are read only when a tag needs them (after a miss), so a
+/// hit never pays for them. [`RouteInfo::NONE`], the default, reports no
+/// route: the default policy applies and templates can use only the tenant
+/// and headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    /// The pattern of the matched route, such as `/products/{id}`.
+    pub pattern: for<'a> fn(&'a Extensions) -> Option<&'a str>,
+    /// The path parameters of the matched route, by name.
+    pub params: fn(&mut Parts) -> Vec<(String, String)>,
+}
 
-fn no_route(_: &mut Parts) -> RouteMatch {
-    RouteMatch::default()
+impl RouteInfo {
+    /// No route information.
+    pub const NONE: RouteInfo = RouteInfo {
+        pattern: |_| None,
+        params: |_| Vec::new(),
+    };
 }
 
 /// Applies the cache to a service. Cheap to clone.
@@ -46,7 +61,7 @@ impl CacheLayer {
         CacheLayer {
             cache: cache.clone(),
             policies: Arc::new(policies.into()),
-            route_info: no_route,
+            route_info: RouteInfo::NONE,
         }
     }
 

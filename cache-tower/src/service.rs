@@ -4,7 +4,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use cache_core::{BoxError, CacheBody, Invalidator};
+use cache_core::{BoxError, CacheBody, Invalidator, RouteMatch};
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -57,26 +57,48 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        if parts.extensions.get::<Invalidator>().is_none() {
-            parts.extensions.insert(self.layer.cache.invalidator());
+        if req.extensions().get::<Served>().is_some() {
+            return self.passthrough(req);
         }
-        if parts.extensions.get::<Served>().is_some() {
-            return ResponseFuture::passthrough(self.inner.call(Request::from_parts(parts, body)));
-        }
-        let route = (self.layer.route_info)(&mut parts);
-        let Some(policy) = self.layer.policies.resolve(route.pattern()).cloned() else {
-            return ResponseFuture::passthrough(self.inner.call(Request::from_parts(parts, body)));
+        let pattern = (self.layer.route_info.pattern)(req.extensions());
+        let Some(policy) = self.layer.policies.resolve(pattern).cloned() else {
+            return self.passthrough(req);
         };
-        parts.extensions.insert(Served);
+        let (parts, body) = req.into_parts();
+        if let Some(hit) = self.layer.cache.serve_now(&policy, &parts) {
+            return ResponseFuture::ready(hit);
+        }
+        let req = Request::from_parts(parts, body);
+        let route = RouteMatch::deferred(self.layer.route_info.params);
         // The service that was polled ready serves this request; a clone
         // takes its place for the next one.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
         let cache = self.layer.cache.clone();
-        let request = Request::from_parts(parts, body);
         ResponseFuture::cached(Box::pin(async move {
-            cache.serve(&policy, &route, request, move |req| inner.call(req)).await
+            let origin = |mut req: Request<ReqB>| {
+                req.extensions_mut().insert(Served);
+                insert_invalidator(&mut req, &cache);
+                inner.call(req)
+            };
+            cache.serve(&policy, &route, req, origin).await
         }))
+    }
+}
+
+impl<S> CacheService<S> {
+    fn passthrough<ReqB, ResB>(&mut self, mut req: Request<ReqB>) -> ResponseFuture<S::Future, ResB, S::Error>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>>,
+    {
+        insert_invalidator(&mut req, &self.layer.cache);
+        ResponseFuture::passthrough(self.inner.call(req))
+    }
+}
+
+/// Gives handlers an [`Invalidator`], unless a layer further out already did.
+fn insert_invalidator<B>(req: &mut Request<B>, cache: &cache_core::Cache) {
+    if req.extensions().get::<Invalidator>().is_none() {
+        req.extensions_mut().insert(cache.invalidator());
     }
 }

@@ -126,7 +126,11 @@ pub async fn tenants_are_isolated<A: Adapter>() {
     for (t, body) in tenants.iter().zip(&first_bodies) {
         let r = request(t).send().await.unwrap();
         assert_eq!(header(&r, "x-cache"), "HIT");
-        assert_eq!(header(&r, "vary"), "x-tenant-id", "caches further down must not share it across tenants");
+        assert_eq!(
+            header(&r, "vary"),
+            "x-tenant-id",
+            "caches further down must not share it across tenants"
+        );
         assert_eq!(&r.text().await.unwrap(), body, "tenant {t:?}");
     }
     assert_eq!(s.origin.calls("/tenant/1"), tenants.len());

@@ -125,7 +125,7 @@ impl Cache {
                 if let Some(leader) = leader {
                     leader.finish(Outcome::Entry(Arc::clone(&entry)));
                 }
-                Ok(self.respond_entry(ex, &entry, status))
+                Ok(self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms()))
             }
             Read::Partial(prefix, rest) => {
                 tracing::debug!(key = %ex.key, "response body over max_body_size or with trailers: streamed, not stored");

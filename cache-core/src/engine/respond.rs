@@ -1,12 +1,13 @@
 //! Responses built by the engine.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, request::Parts, response};
 
 use super::{Cache, serve::Exchange};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{CACHE_STATUS, Fwd, Status, X_CACHE},
     conditional,
+    policy::PolicyInner,
 };
 
 /// Headers a `304 Not Modified` carries from the stored response
@@ -21,10 +22,25 @@ const NOT_MODIFIED_HEADERS: [header::HeaderName; 7] = [
     header::LAST_MODIFIED,
 ];
 
+/// What responses are built for: the request head and the route's policy.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) parts: &'a Parts,
+    pub(crate) policy: &'a PolicyInner,
+}
+
+impl Exchange<'_> {
+    pub(crate) fn head(&self) -> Head<'_> {
+        Head {
+            parts: &self.parts,
+            policy: self.policy,
+        }
+    }
+}
+
 impl Cache {
-    pub(crate) fn respond_hit<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry) -> Response<CacheBody<B>> {
-        let ttl = entry.ttl_secs(self.inner.clock.now_ms());
-        self.respond_entry(ex, entry, Status::hit(ttl))
+    pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &CachedEntry, now_ms: u64) -> Response<CacheBody<B>> {
+        self.respond_entry(head, entry, Status::hit(entry.ttl_secs(now_ms)), now_ms)
     }
 
     /// The response for a request that waited on another's fetch.
@@ -32,30 +48,30 @@ impl Cache {
         let mut status = Status::forward(fwd);
         status.fwd_status = Some(entry.status.as_u16());
         status.collapsed = true;
-        self.respond_entry(ex, entry, status)
+        self.respond_entry(ex.head(), entry, status, self.inner.clock.now_ms())
     }
 
     /// Answers from an entry: `304` when the request's conditionals allow,
     /// no body for `HEAD`.
-    pub(crate) fn respond_entry<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry, status: Status) -> Response<CacheBody<B>> {
-        let age = entry.age_secs(self.inner.clock.now_ms());
-        if entry.status == StatusCode::OK && conditional::not_modified(&ex.parts.headers, &entry.headers) {
+    pub(crate) fn respond_entry<B>(&self, head: Head<'_>, entry: &CachedEntry, status: Status, now_ms: u64) -> Response<CacheBody<B>> {
+        let age = entry.age_secs(now_ms);
+        if entry.status == StatusCode::OK && conditional::not_modified(&head.parts.headers, &entry.headers) {
             let mut headers = HeaderMap::with_capacity(NOT_MODIFIED_HEADERS.len() + 3);
             for name in NOT_MODIFIED_HEADERS {
                 for value in entry.headers.get_all(&name) {
                     headers.append(name.clone(), value.clone());
                 }
             }
-            return self.finish(ex, StatusCode::NOT_MODIFIED, headers, CacheBody::empty(), status, Some(age));
+            return self.finish(head, StatusCode::NOT_MODIFIED, headers, CacheBody::empty(), status, age);
         }
         let mut headers = entry.headers.clone();
-        let body = if ex.parts.method == Method::HEAD {
+        let body = if head.parts.method == Method::HEAD {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
             CacheBody::empty()
         } else {
             CacheBody::full(entry.body.clone())
         };
-        self.finish(ex, entry.status, headers, body, status, Some(age))
+        self.finish(head, entry.status, headers, body, status, age)
     }
 
     /// A response from the origin that was not stored.
@@ -87,20 +103,17 @@ impl Cache {
 
     fn finish<B>(
         &self,
-        ex: &Exchange<'_>,
+        head: Head<'_>,
         code: StatusCode,
         mut headers: HeaderMap,
         body: CacheBody<B>,
         status: Status,
-        age: Option<u64>,
+        age: u64,
     ) -> Response<CacheBody<B>> {
-        if let Some(age) = age {
-            headers.insert(header::AGE, HeaderValue::from(age));
-        }
-        if let Some(cc) = &ex.policy.downstream_cache_control {
+        headers.insert(header::AGE, HeaderValue::from(age));
+        if let Some(cc) = &head.policy.downstream_cache_control {
             headers.insert(header::CACHE_CONTROL, cc.clone());
         }
-        add_vary(&mut headers, &ex.policy.keyed_headers);
         decorate(&mut headers, &self.inner.name, status);
         let mut response = Response::new(body);
         *response.status_mut() = code;
@@ -110,7 +123,8 @@ impl Cache {
 }
 
 /// Adds the headers the key depends on to `Vary`, unless already listed.
-fn add_vary(headers: &mut HeaderMap, keyed: &[HeaderName]) {
+/// Entries get it when stored; responses that are not stored, here.
+pub(crate) fn add_vary(headers: &mut HeaderMap, keyed: &[HeaderName]) {
     for name in keyed {
         let listed = headers
             .get_all(header::VARY)

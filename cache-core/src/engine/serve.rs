@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, header, request::Parts};
 use http_body::Body;
 
-use super::Cache;
+use super::{Cache, respond::Head};
 use crate::{
     CacheBody, CachePolicy, CachedEntry, RouteMatch,
     cache_status::{Fwd, Status},
@@ -114,7 +114,7 @@ impl Cache {
         ResB::Error: Into<BoxError>,
     {
         let fwd = match self.lookup(ex).await {
-            Ok(entry) => return Ok(self.respond_hit(ex, &entry)),
+            Ok((entry, now)) => return Ok(self.respond_hit(ex.head(), &entry, now)),
             Err(fwd) => fwd,
         };
         let now = self.inner.clock.now_ms();
@@ -126,9 +126,9 @@ impl Cache {
                 Joined::Leader(leader) => {
                     // Another leader may have stored the entry between our
                     // lookup and our joining: look again before fetching.
-                    if let Ok(entry) = self.lookup(ex).await {
+                    if let Ok((entry, now)) = self.lookup(ex).await {
                         leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
-                        return Ok(self.respond_hit(ex, &entry));
+                        return Ok(self.respond_hit(ex.head(), &entry, now));
                     }
                     return self.fetch(ex, Some(leader), body, origin, fwd).await;
                 }
@@ -136,8 +136,8 @@ impl Cache {
                     Waited::Entry(entry) => return Ok(self.respond_collapsed(ex, &entry, fwd)),
                     Waited::Uncacheable | Waited::TimedOut => return self.fetch(ex, None, body, origin, fwd).await,
                     Waited::Abandoned => {
-                        if let Ok(entry) = self.lookup(ex).await {
-                            return Ok(self.respond_hit(ex, &entry));
+                        if let Ok((entry, now)) = self.lookup(ex).await {
+                            return Ok(self.respond_hit(ex.head(), &entry, now));
                         }
                     }
                 },
@@ -145,8 +145,9 @@ impl Cache {
         }
     }
 
-    /// A fresh entry for the request, or why the origin must be asked.
-    async fn lookup(&self, ex: &Exchange<'_>) -> Result<Arc<CachedEntry>, Fwd> {
+    /// A fresh entry for the request and the time it was checked at, or why
+    /// the origin must be asked.
+    async fn lookup(&self, ex: &Exchange<'_>) -> Result<(Arc<CachedEntry>, u64), Fwd> {
         let entry = match self.inner.store.get(ex.key.as_str()).await {
             Ok(Some(entry)) => entry,
             Ok(None) => return Err(Fwd::UriMiss),
@@ -155,13 +156,26 @@ impl Cache {
                 return Err(Fwd::UriMiss);
             }
         };
-        if !entry.vary_matches(&ex.parts.headers) {
-            return Err(Fwd::VaryMiss);
+        let now = self.inner.clock.now_ms();
+        usable(&entry, &ex.parts, now)?;
+        Ok((entry, now))
+    }
+
+    /// Answers a request from the store without waiting, when it can: the
+    /// request is served from the cache, the store holds a fresh entry for
+    /// it in this process, and the entry matches. Adapters try this first
+    /// and call [`serve`](Cache::serve) when it returns `None`, so that a hit
+    /// on an in-process store costs no asynchronous work.
+    pub fn serve_now<B>(&self, policy: &CachePolicy, parts: &Parts) -> Option<Response<CacheBody<B>>> {
+        let policy = policy.inner();
+        if !matches!(classify(parts, policy), Class::Cacheable) {
+            return None;
         }
-        if !entry.is_fresh(self.inner.clock.now_ms()) {
-            return Err(Fwd::Stale);
-        }
-        Ok(entry)
+        let key = policy.key.build(parts);
+        let entry = self.inner.store.get_now(key.as_str())?;
+        let now = self.inner.clock.now_ms();
+        usable(&entry, parts, now).ok()?;
+        Some(self.respond_hit(Head { parts, policy }, &entry, now))
     }
 
     async fn serve_unsafe<ReqB, ResB, E, F, Fut>(
@@ -193,6 +207,17 @@ impl Cache {
         }
         Ok(self.pass(response, Status::forward(Fwd::Method)))
     }
+}
+
+/// Whether a stored entry may answer the request at `now`.
+fn usable(entry: &CachedEntry, parts: &Parts, now: u64) -> Result<(), Fwd> {
+    if !entry.vary_matches(&parts.headers) {
+        return Err(Fwd::VaryMiss);
+    }
+    if !entry.is_fresh(now) {
+        return Err(Fwd::Stale);
+    }
+    Ok(())
 }
 
 /// The tag every entry carries for its URI, so that all variants of a URI

@@ -12,7 +12,7 @@ use crate::{
     cache_control::CacheControl,
     cache_status::{CACHE_STATUS, X_CACHE},
     clock::duration_ms,
-    tags::TagContext,
+    tags::{TagContext, TagTemplate},
 };
 
 /// Headers that describe one connection, not the response (RFC 9110 §7.6.1).
@@ -68,6 +68,7 @@ impl Cache {
         if parts.status == StatusCode::OK && !headers.contains_key(header::ETAG) {
             headers.insert(header::ETAG, generated_etag(&body));
         }
+        super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
         let fresh_for = hints.ttl_override().unwrap_or_else(|| ex.policy.ttl_for(parts.status));
         let mut tags = self.route_tags(ex);
         tags.extend(hints.tags().iter().cloned());
@@ -85,16 +86,21 @@ impl Cache {
 
     /// The policy's tag templates rendered for this request.
     pub(crate) fn route_tags(&self, ex: &Exchange<'_>) -> Vec<String> {
-        if ex.policy.tags.is_empty() {
+        let templates = &ex.policy.tags;
+        if templates.is_empty() {
             return Vec::new();
         }
         let tenant = ex.policy.key.tenant(&ex.parts);
+        let params = match templates.iter().any(TagTemplate::needs_params) {
+            true => ex.route.params(&ex.parts),
+            false => std::borrow::Cow::Borrowed(&[][..]),
+        };
         let ctx = TagContext {
             tenant: tenant.as_deref(),
             headers: &ex.parts.headers,
-            route: ex.route,
+            params: &params,
         };
-        ex.policy.tags.iter().filter_map(|t| t.render(&ctx)).collect()
+        templates.iter().filter_map(|t| t.render(&ctx)).collect()
     }
 
     /// The request's values of the headers the response varies on, except

@@ -33,6 +33,16 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the entry stored at `key`.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Arc<CachedEntry>>, StoreError>> + Send;
 
+    /// Reads the entry at `key` without waiting, when the store can: an
+    /// in-process store answers here and the engine serves a hit without
+    /// any asynchronous work. `None` means absent, or that the answer needs
+    /// waiting (the engine then calls [`get`](Store::get)). The default
+    /// answers `None`.
+    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
+        let _ = key;
+        None
+    }
+
     /// Stores `entry` at `key` for `ttl`, replacing any entry there, and
     /// records it under each of its tags.
     fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -53,6 +63,7 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The object-safe form of [`Store`] the engine holds.
 pub(crate) trait DynStore: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Arc<CachedEntry>>, StoreError>>;
+    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>>;
     fn put<'a>(&'a self, key: &'a str, entry: Arc<CachedEntry>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -62,6 +73,9 @@ pub(crate) trait DynStore: Send + Sync + 'static {
 impl<S: Store> DynStore for S {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Arc<CachedEntry>>, StoreError>> {
         Box::pin(Store::get(self, key))
+    }
+    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
+        Store::get_now(self, key)
     }
     fn put<'a>(&'a self, key: &'a str, entry: Arc<CachedEntry>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(Store::put(self, key, entry, ttl))

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use moka::{future::Cache, notification::RemovalCause};
+use moka::{notification::RemovalCause, sync::Cache};
 
 use crate::{CachedEntry, error::StoreError, store::Store};
 
@@ -23,7 +23,8 @@ pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// of entries; when it is full, the least valuable entries are evicted
 /// (TinyLFU). Each entry expires after the TTL it was stored with. Tags are
 /// indexed in memory, so invalidating a tag costs O(entries with that tag).
-/// Cheap to clone: clones share the same entries.
+/// Cheap to clone: clones share the same entries. Reads answer at once
+/// ([`Store::get_now`]), so a hit never waits.
 ///
 /// # Example
 ///
@@ -141,8 +142,8 @@ impl MokaStore {
     }
 
     /// Runs moka's pending maintenance (evictions, counts) now.
-    pub async fn run_pending_tasks(&self) {
-        self.cache.run_pending_tasks().await;
+    pub fn run_pending_tasks(&self) {
+        self.cache.run_pending_tasks();
     }
 }
 
@@ -182,7 +183,11 @@ impl MokaStoreBuilder {
 
 impl Store for MokaStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
-        Ok(self.cache.get(key).await.map(|s| s.entry))
+        Ok(self.get_now(key))
+    }
+
+    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
+        self.cache.get(key).map(|s| s.entry)
     }
 
     async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
@@ -192,19 +197,19 @@ impl Store for MokaStore {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
         };
         self.tags.add(key, &stored);
-        self.cache.insert(key.to_owned(), stored).await;
+        self.cache.insert(key.to_owned(), stored);
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.cache.remove(key).await.is_some())
+        Ok(self.cache.remove(key).is_some())
     }
 
     async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
         let mut dropped = 0;
         for tag in tags {
             for key in self.tags.take(tag) {
-                dropped += u64::from(self.cache.remove(&key).await.is_some());
+                dropped += u64::from(self.cache.remove(&key).is_some());
             }
         }
         Ok(dropped)
@@ -219,7 +224,7 @@ impl Store for MokaStore {
             .collect();
         let mut dropped = 0;
         for key in keys {
-            dropped += u64::from(self.cache.remove(key.as_str()).await.is_some());
+            dropped += u64::from(self.cache.remove(key.as_str()).is_some());
         }
         Ok(dropped)
     }
