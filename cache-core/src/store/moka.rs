@@ -36,7 +36,7 @@ pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct MokaStore {
-    cache: Cache<String, Stored>,
+    cache: Cache<String, Stored, ahash::RandomState>,
     tags: Arc<TagIndex>,
     next_id: Arc<AtomicU64>,
 }
@@ -172,7 +172,8 @@ impl MokaStoreBuilder {
             .eviction_listener(move |key: Arc<String>, value: Stored, _cause: RemovalCause| {
                 listener_tags.forget(&key, &value);
             })
-            .build();
+            // Keys carry request input: a keyed hash resists flooding.
+            .build_with_hasher(ahash::RandomState::new());
         MokaStore {
             cache,
             tags,

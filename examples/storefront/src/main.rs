@@ -92,5 +92,5 @@ fn print_welcome(addr: SocketAddr) {
     println!(
         "  curl -i -X PUT -H 'X-Tenant-ID: acme' -H 'content-type: application/json' -d '{{\"price_cents\": 1999}}' http://{addr}/api/v1/products/42"
     );
-    println!("\nMore at http://{addr}/ ; RUST_LOG=storefront=debug logs every request with its x-cache.");
+    println!("\nMore at http://{addr}/ ; RUST_LOG=cache_core=debug logs why responses are not stored.");
 }

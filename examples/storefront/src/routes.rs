@@ -2,12 +2,11 @@
 
 use axum::Router;
 use axum::http::{HeaderMap, header};
-use axum::middleware::from_fn;
 use axum::routing::get;
 use cache_axum::{Cache, CacheLayer, Policies};
 use catalog::Catalog;
 
-use crate::middleware::{catch_panic, log_request};
+use crate::middleware::catch_panic;
 use crate::{handlers, policies};
 
 /// Route pattern of the product lists.
@@ -38,8 +37,7 @@ pub(crate) fn router(catalog: Catalog, cache: &Cache) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
         .layer(table)
-        .layer(from_fn(log_request))
-        .layer(from_fn(catch_panic))
+        .layer(catch_panic())
         .with_state(catalog)
 }
 
