@@ -2,6 +2,7 @@
 # Cached hits against the ceiling, side by side in one run, with wrk.
 #
 #   ceiling     an axum handler returning the product's bytes from memory, no cache
+#   ceiling+h   the same, plus the headers a hit carries, as fixed values
 #   layer       the same handler behind a cache-axum layer (every request a hit)
 #   storefront  the storefront's cached GET /api/v1/products/42 (every request a hit)
 #
@@ -58,7 +59,11 @@ pid_of[ceiling]=$!
 (server target/release/ceiling --listen 127.0.0.1:3101 --body-file "$work/product.json" --cache) &
 pids+=($!)
 pid_of[layer]=$!
+(server target/release/ceiling --listen 127.0.0.1:3102 --body-file "$work/product.json" --hit-headers) &
+pids+=($!)
+pid_of[ceiling+h]=$!
 wait_for "http://127.0.0.1:3100$PATH_42"
+wait_for "http://127.0.0.1:3102$PATH_42"
 wait_for "http://127.0.0.1:3101$PATH_42"
 
 for port in 3000 3101; do
@@ -69,10 +74,11 @@ cmp -s "$work/product.json" <(curl -s -H "$TENANT_HEADER" "http://127.0.0.1:3100
 
 declare -A urls=(
     [ceiling]="http://127.0.0.1:3100$PATH_42"
+    [ceiling+h]="http://127.0.0.1:3102$PATH_42"
     [layer]="http://127.0.0.1:3101$PATH_42"
     [storefront]="http://127.0.0.1:3000$PATH_42"
 )
-names=(ceiling layer storefront)
+names=(ceiling ceiling+h layer storefront)
 echo "body $(wc -c <"$work/product.json") bytes; wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds, $(nproc) cores"
 # CPU time (user + system, in clock ticks) a server has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

@@ -53,6 +53,7 @@ macro_rules! behaviour_suite {
             failing_store_passes_through,
             corrupt_store_is_a_miss,
             uncached_route_is_untouched,
+            request_no_store_is_not_stored_and_keeps_coalescing,
         );
     };
 }

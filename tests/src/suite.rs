@@ -567,3 +567,26 @@ pub async fn uncached_route_is_untouched<A: Adapter>() {
     }
     assert_eq!(s.origin.calls("/uncached"), 2);
 }
+
+/// A request that forbids storing (`Cache-Control: no-store`) gets a fresh
+/// response that is not stored, and does not stop later requests for the
+/// key from being coalesced and stored.
+pub async fn request_no_store_is_not_stored_and_keeps_coalescing<A: Adapter>() {
+    let s = start::<A>().await;
+    let r = s.get("/slow").header("cache-control", "no-store").send().await.unwrap();
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=uri-miss; fwd-status=200");
+    s.origin.close();
+    let requests = (0..20).map(|_| s.get("/slow").send());
+    let all = tokio::spawn(join_all(requests));
+    until("a request reaches the origin", || s.origin.calls("/slow") >= 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.origin.open();
+    let responses = tokio::time::timeout(PATIENCE, all).await.unwrap().unwrap();
+    assert_eq!(s.origin.calls("/slow"), 2, "the no-store request made the key skip coalescing");
+    let collapsed = responses
+        .into_iter()
+        .filter(|r| header(r.as_ref().unwrap(), "cache-status").ends_with("collapsed"))
+        .count();
+    assert!(collapsed > 0);
+    assert_eq!(fetch(&s, "/slow").await.1, "HIT");
+}

@@ -31,6 +31,10 @@ struct Args {
     /// Put the handler behind a cache layer (TTL 1h, keyed by X-Tenant-ID).
     #[arg(long)]
     cache: bool,
+    /// Add, as fixed values, the headers a cache hit carries (ETag, Age,
+    /// Vary, Cache-Status, X-Cache): the ceiling for a response of that size.
+    #[arg(long)]
+    hit_headers: bool,
 }
 
 #[tokio::main]
@@ -38,9 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let body = Bytes::from(tokio::fs::read(&args.body_file).await?);
     let content_type = HeaderValue::from_str(&args.content_type)?;
+    let hit_headers = args.hit_headers;
     let handler = get(move || {
         let (body, content_type) = (body.clone(), content_type.clone());
-        async move { respond(body, content_type) }
+        async move { respond(body, content_type, hit_headers) }
     });
     let route = if args.cache {
         let cache = Cache::new(MokaStore::new());
@@ -55,6 +60,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn respond(body: Bytes, content_type: HeaderValue) -> Response {
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+fn respond(body: Bytes, content_type: HeaderValue, hit_headers: bool) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    if hit_headers {
+        let headers = response.headers_mut();
+        headers.insert(header::ETAG, HeaderValue::from_static("\"5c3e7d2b9a0f41e6b8d7c0a1f2e3d4c5\""));
+        headers.insert(header::VARY, HeaderValue::from_static("x-tenant-id"));
+        headers.insert(header::AGE, HeaderValue::from_static("12"));
+        headers.insert("cache-status", HeaderValue::from_static("cache; hit; ttl=3587"));
+        headers.insert("x-cache", HeaderValue::from_static("HIT"));
+    }
+    response
 }

@@ -3,7 +3,7 @@
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, header, response};
+use http::{Method, Request, Response, header};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
@@ -74,10 +74,6 @@ fn origin_request<B>(ex: &Exchange<'_>, body: B) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
-fn declared_length(parts: &response::Parts) -> Option<u64> {
-    parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
 impl Cache {
     /// Fetches from the origin, stores the response when allowed, and
     /// answers. `leader` is this request's role in coalescing, if any.
@@ -109,13 +105,14 @@ impl Cache {
         let hints = parts.extensions.remove::<CacheHints>().unwrap_or_default();
         let mut status = Status::forward(fwd);
         status.fwd_status = Some(parts.status.as_u16());
-        let refusal = self.refusal(ex, &parts, &hints).or_else(|| {
-            let too_long = declared_length(&parts).is_some_and(|n| n > ex.policy.max_body_size as u64);
-            too_long.then_some("body larger than max_body_size")
-        });
-        if let Some(reason) = refusal {
-            tracing::debug!(key = %ex.key, reason, "response not stored");
-            self.uncacheable(ex, leader);
+        if let Some(refusal) = self.refusal(ex, &parts, &hints) {
+            tracing::debug!(key = %ex.key, reason = refusal.reason, "response not stored");
+            if refusal.by_request {
+                // Dropping the leader hands the key to a waiting request.
+                drop(leader);
+            } else {
+                self.uncacheable(ex, leader);
+            }
             return Ok(self.respond_passed(ex, parts, CacheBody::stream(body), status));
         }
         match read_body(body, ex.policy.max_body_size).await {

@@ -27,35 +27,54 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// Why a response is not stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refusal {
+    pub(crate) reason: &'static str,
+    /// The request, not the response, forbids storing: other requests for
+    /// the key may still get a storable response.
+    pub(crate) by_request: bool,
+}
+
+const fn by_response(reason: &'static str) -> Option<Refusal> {
+    Some(Refusal { reason, by_request: false })
+}
+
+const fn by_request(reason: &'static str) -> Option<Refusal> {
+    Some(Refusal { reason, by_request: true })
+}
+
 impl Cache {
     /// Why the response must not be stored, if it must not.
-    pub(crate) fn refusal(&self, ex: &Exchange<'_>, parts: &response::Parts, hints: &CacheHints) -> Option<&'static str> {
+    pub(crate) fn refusal(&self, ex: &Exchange<'_>, parts: &response::Parts, hints: &CacheHints) -> Option<Refusal> {
         if !ex.policy.is_cacheable_status(parts.status) {
-            return Some("status not cacheable");
+            return by_response("status not cacheable");
         }
         if hints.is_no_store() {
-            return Some("handler asked not to store");
+            return by_response("handler asked not to store");
         }
         if parts.headers.contains_key(header::SET_COOKIE) {
-            return Some("response sets a cookie");
+            return by_response("response sets a cookie");
         }
         let cc = CacheControl::from_headers(&parts.headers);
         if cc.has("no-store") || cc.has("private") || cc.has("no-cache") {
-            return Some("response Cache-Control forbids storing");
+            return by_response("response Cache-Control forbids storing");
         }
         if vary_names(&parts.headers).any(|v| v == "*") {
-            return Some("response varies on everything (Vary: *)");
+            return by_response("response varies on everything (Vary: *)");
         }
-        let request_cc = CacheControl::from_headers(&ex.parts.headers);
-        if request_cc.has("no-store") {
-            return Some("request Cache-Control: no-store");
+        if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
+            return by_response("zero TTL");
+        }
+        if declared_length(parts).is_some_and(|n| n > ex.policy.max_body_size as u64) {
+            return by_response("body larger than max_body_size");
+        }
+        if CacheControl::from_headers(&ex.parts.headers).has("no-store") {
+            return by_request("request Cache-Control: no-store");
         }
         let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
         if authorized && !(cc.has("public") || cc.has("s-maxage") || cc.has("must-revalidate")) {
-            return Some("request carries Authorization and the response is not marked shareable");
-        }
-        if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
-            return Some("zero TTL");
+            return by_request("request carries Authorization and the response is not marked shareable");
         }
         None
     }
@@ -125,6 +144,10 @@ fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
+}
+
+fn declared_length(parts: &response::Parts) -> Option<u64> {
+    parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 fn age_header(headers: &HeaderMap) -> u64 {
