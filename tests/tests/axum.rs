@@ -1,5 +1,78 @@
-//! The behaviour suite through the axum adapter.
+//! The behaviour suite through the axum adapter, and what only axum has:
+//! a router-wide layer with per-route policies.
 
-use cache_tests::axum_adapter::Axum;
+use axum::{Router, routing::any};
+use cache_axum::{Cache, CacheLayer, CachePolicy, Clock};
+use cache_tests::{
+    Server,
+    axum_adapter::{Axum, handle, serve},
+    origin::Origin,
+};
 
 cache_tests::behaviour_suite!(Axum);
+
+fn policy(ttl: &str) -> CachePolicy {
+    CachePolicy::builder().ttl(ttl).tag("plain:{id}").build().expect("a valid policy")
+}
+
+async fn start(layer: impl FnOnce(&Cache) -> Router<Origin>) -> Server {
+    let cache = Cache::builder().clock(Clock::manual()).build().expect("a valid cache");
+    let origin = Origin::default();
+    let router = layer(&cache).with_state(origin.clone());
+    serve(router, origin, cache).await
+}
+
+async fn cache_status(s: &Server, path: &str) -> String {
+    let r = s.get(path).send().await.expect("an answer");
+    let values: Vec<_> = r
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(values.len() <= 1, "one cache layer answers: {values:?}");
+    values.into_iter().next().unwrap_or_default()
+}
+
+/// One layer on the router: a default policy, per-route overrides by
+/// pattern, and a route left uncached.
+#[tokio::test]
+async fn router_wide_layer_with_route_overrides() {
+    let s = start(|cache| {
+        let layer = CacheLayer::new(cache, policy("60s"))
+            .route("/plain/{id}", policy("1h"))
+            .route("/uncached", None);
+        Router::new()
+            .route("/plain/{id}", any(handle))
+            .route("/etag", any(handle))
+            .route("/uncached", any(handle))
+            .layer(layer)
+    })
+    .await;
+    cache_status(&s, "/plain/1").await;
+    assert_eq!(cache_status(&s, "/plain/1").await, "cache; hit; ttl=3600");
+    cache_status(&s, "/etag").await;
+    assert_eq!(cache_status(&s, "/etag").await, "cache; hit; ttl=60");
+    assert_eq!(cache_status(&s, "/uncached").await, "");
+    assert_eq!(cache_status(&s, "/uncached").await, "");
+    assert_eq!(s.origin.calls("/uncached"), 2);
+    // The override's tag template got the path parameter.
+    assert_eq!(s.cache.invalidator().tag("plain:1").await.unwrap(), 1);
+    assert_eq!(s.origin.calls("/plain/1"), 1);
+}
+
+/// A request that passes two cache layers is served by the outer one only:
+/// one origin call, one `Cache-Status`.
+#[tokio::test]
+async fn nested_layers_serve_once() {
+    let s = start(|cache| {
+        let inner = any(handle).layer(CacheLayer::new(cache, policy("1h")));
+        Router::new()
+            .route("/plain/{id}", inner)
+            .layer(CacheLayer::new(cache, policy("60s")))
+    })
+    .await;
+    assert_eq!(cache_status(&s, "/plain/2").await, "cache; fwd=uri-miss; fwd-status=200; stored");
+    assert_eq!(cache_status(&s, "/plain/2").await, "cache; hit; ttl=60");
+    assert_eq!(s.origin.calls("/plain/2"), 1);
+}
