@@ -101,8 +101,10 @@ impl TagIndex {
         }
     }
 
-    fn take(&self, tag: &str) -> Vec<String> {
-        self.lock().remove(tag).map(|keys| keys.into_keys().collect()).unwrap_or_default()
+    /// Removes `tag` and returns its keys with the id of the entry that
+    /// carried it at each.
+    fn take(&self, tag: &str) -> HashMap<String, u64> {
+        self.lock().remove(tag).unwrap_or_default()
     }
 }
 
@@ -209,8 +211,12 @@ impl Store for MokaStore {
     async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
         let mut dropped = 0;
         for tag in tags {
-            for key in self.tags.take(tag) {
-                dropped += u64::from(self.cache.remove(&key).is_some());
+            for (key, id) in self.tags.take(tag) {
+                // Only the entry that carried the tag: a later entry at the
+                // same key without it stays.
+                if self.cache.get(&key).is_some_and(|current| current.id == id) {
+                    dropped += u64::from(self.cache.remove(&key).is_some());
+                }
             }
         }
         Ok(dropped)
