@@ -11,5 +11,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy (all targets, all features, warnings denied)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+echo "== cargo doc (broken links denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+
 echo "== cargo test (unit, integration through real HTTP, doc tests)"
 cargo test --workspace --all-features

@@ -13,7 +13,7 @@ use std::{
 /// Entries record when they were stored as wall-clock time so that several
 /// instances sharing a store agree on their age. The default clock reads the
 /// system time once and then advances with [`tokio::time::Instant`], so a test
-/// that calls [`tokio::time::pause`] and [`tokio::time::advance`] moves the
+/// that calls `tokio::time::pause` and `tokio::time::advance` (tokio's `test-util`) moves the
 /// cache's time too. [`Clock::manual`] gives a clock that moves only when told.
 #[derive(Clone, Debug)]
 pub struct Clock {

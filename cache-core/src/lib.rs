@@ -3,7 +3,9 @@
 //! `cache-core` knows no web framework: it speaks [`http`] types and
 //! [`bytes`]. The adapters — `cache-tower` (any tower stack), `cache-axum`
 //! and `cache-actix` — translate their framework's requests and responses
-//! and call [`Cache::serve`]. One behaviour, written once.
+//! and call [`Cache::serve_now`] (a hit on an in-process store, answered
+//! without any asynchronous work) and then [`Cache::serve`]. One behaviour,
+//! written once.
 //!
 //! What happens to a request:
 //!
@@ -30,8 +32,15 @@
 //!    within the size limit (read up to the limit only; a larger body streams
 //!    through). An `ETag` is generated when the origin sent none.
 //! 7. **Respond.** `Age`, `Cache-Status` (RFC 9211) and `X-Cache`, and the
-//!    policy's downstream `Cache-Control`. `HEAD` is answered from a stored
-//!    `GET`.
+//!    policy's downstream `Cache-Control`. The request headers the key
+//!    depends on (tenant header, varied headers) are added to `Vary`, so
+//!    that caches further down never mix tenants. `HEAD` is answered from a
+//!    stored `GET`.
+//! 8. **Invalidate.** By tag, key or prefix through an [`Invalidator`]; a
+//!    successful unsafe request drops its URI's entries and its route's
+//!    tags. A fetch that overlaps an invalidation is not stored, so an
+//!    update is never hidden by the response of a request that started
+//!    before it.
 //!
 //! Decisions where HTTP leaves room: a client's `Cache-Control: no-cache` or
 //! `max-age=0` does not bypass a fresh entry (clients cannot force origin

@@ -17,9 +17,12 @@ struct Served;
 
 /// The service made by [`CacheLayer`].
 ///
-/// Requests whose route has a policy go through [`Cache::serve`]
-/// (`cache_core::Cache::serve`); the others reach the inner service
-/// untouched. Every request gets an [`Invalidator`] extension, so handlers
+/// Requests whose route has a policy are answered by
+/// [`Cache::serve_now`](cache_core::Cache::serve_now) on a hit in an
+/// in-process store, without cloning the inner service or boxing a future,
+/// and otherwise go through [`Cache::serve`](cache_core::Cache::serve). The
+/// others reach the inner service untouched. Every request that reaches the
+/// inner service gets an [`Invalidator`] extension, so handlers
 /// behind the layer can extract it. The inner service's errors pass through
 /// unchanged.
 #[derive(Clone, Debug)]
