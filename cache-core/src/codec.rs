@@ -135,7 +135,9 @@ fn read_headers(r: &mut Reader) -> Result<HeaderMap, CodecError> {
     for _ in 0..count {
         let name = r.header_name()?;
         let value = r.header_value()?;
-        headers.append(name, value);
+        headers
+            .try_append(name, value)
+            .map_err(|_| CodecError::Invalid("too many headers"))?;
     }
     Ok(headers)
 }
@@ -290,6 +292,25 @@ mod tests {
         let headers_at = 3 + 1 + 1 + 2 + 40;
         bytes[headers_at..headers_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(decode(bytes.into()), Err(CodecError::Truncated(_))));
+    }
+
+    #[test]
+    fn too_many_headers_is_an_error_not_a_panic() {
+        let mut bytes = encode(&CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::new(), 0, 0)).to_vec();
+        let headers_at = 3 + 1 + 1 + 2 + 40;
+        let tail = bytes.split_off(headers_at + 4);
+        let count: u32 = 40_000;
+        bytes.truncate(headers_at);
+        bytes.extend_from_slice(&count.to_be_bytes());
+        for i in 0..count {
+            let name = format!("x-{i}");
+            bytes.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(&1u32.to_be_bytes());
+            bytes.push(b'v');
+        }
+        bytes.extend_from_slice(&tail);
+        assert_eq!(decode(bytes.into()), Err(CodecError::Invalid("too many headers")));
     }
 
     fn arb_entry() -> impl Strategy<Value = CachedEntry> {

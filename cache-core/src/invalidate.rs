@@ -2,14 +2,15 @@
 
 use http::Request;
 
-use crate::{Cache, CachePolicy, engine::uri_tag, error::StoreError};
+use crate::{Cache, CachePolicy, engine::uri_tag, error::StoreError, invalidation_log::Target};
 
 /// Drops entries: by key, by tag, by key prefix, or every variant of a
 /// request's URI.
 ///
 /// Get one from [`Cache::invalidator`]; it is cheap to clone and can live in
-/// application state or be extracted in handlers. Every invalidation also
-/// stops responses fetched before it from being stored afterwards.
+/// application state or be extracted in handlers. An invalidation also stops
+/// the responses being fetched while it runs from being stored, when they
+/// would carry a dropped tag or key, since they may predate the change.
 ///
 /// # Errors
 ///
@@ -33,7 +34,7 @@ impl Invalidator {
         S: Into<String>,
     {
         let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
-        self.cache.bump_epoch();
+        self.cache.inner.invalidations.record(Target::Tags(tags.clone()));
         let dropped = self.cache.inner.store.invalidate_tags(&tags).await?;
         tracing::debug!(?tags, dropped, "invalidated tags");
         Ok(dropped)
@@ -41,7 +42,7 @@ impl Invalidator {
 
     /// Drops the entry stored at `key` (see [`CacheKey`](crate::CacheKey)).
     pub async fn key(&self, key: &str) -> Result<bool, StoreError> {
-        self.cache.bump_epoch();
+        self.cache.inner.invalidations.record(Target::Key(key.to_owned()));
         self.cache.inner.store.delete(key).await
     }
 
@@ -49,7 +50,7 @@ impl Invalidator {
     /// [`KeySpec::prefix`](crate::KeySpec::prefix) to build one. May scan
     /// the store.
     pub async fn prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        self.cache.bump_epoch();
+        self.cache.inner.invalidations.record(Target::Prefix(prefix.to_owned()));
         self.cache.inner.store.invalidate_prefix(prefix).await
     }
 

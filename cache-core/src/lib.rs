@@ -94,6 +94,7 @@ pub mod error;
 mod hints;
 mod hit_for_miss;
 mod invalidate;
+mod invalidation_log;
 pub mod key;
 mod policy;
 mod route;

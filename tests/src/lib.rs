@@ -55,6 +55,8 @@ macro_rules! behaviour_suite {
             corrupt_store_is_a_miss,
             uncached_route_is_untouched,
             request_no_store_is_not_stored_and_keeps_coalescing,
+            collapsed_requests_respect_vary,
+            invalidation_during_a_fetch_wins,
         );
     };
 }

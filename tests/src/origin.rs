@@ -77,6 +77,8 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/big", ok(p().ttl("60s").max_body_size(1024))),
         ("/slow", ok(p().ttl("60s"))),
         ("/slow-uncacheable", ok(p().ttl("60s"))),
+        ("/slow-vary", ok(p().ttl("60s"))),
+        ("/auth-revalidate", ok(p().ttl("60s"))),
         ("/items/{id}", ok(p().ttl("60s").tag("item:{id}"))),
         ("/hinted", ok(p().ttl("60s"))),
         ("/status/{code}", ok(p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"))),
@@ -180,6 +182,13 @@ impl Origin {
             "big" => self.big(),
             "slow" => self.slow().await,
             "slow-uncacheable" => self.slow_uncacheable().await,
+            "slow-vary" => {
+                let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));
+                self.wait_for_gate().await;
+                text(lang).header(header::VARY, "Accept-Language")
+            }
+            "auth-revalidate" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION)))
+                .header(header::CACHE_CONTROL, "max-age=0, must-revalidate"),
             "items" => self.items(req).await,
             "hinted" => {
                 let mut r = text(format!("hinted v{}", self.version()));
@@ -224,10 +233,17 @@ impl Origin {
         }
     }
 
+    /// Reads the version when the request arrives (as a handler reads its
+    /// database), then waits for the gate.
     async fn slow(&self) -> OriginResponse {
+        let version = self.version();
+        self.wait_for_gate().await;
+        text(format!("slow v{version}"))
+    }
+
+    async fn wait_for_gate(&self) {
         let mut gate = self.state.gate.0.subscribe();
         let _ = gate.wait_for(|open| *open).await;
-        text(format!("slow v{}", self.version()))
     }
 
     async fn slow_uncacheable(&self) -> OriginResponse {

@@ -134,6 +134,31 @@ pub async fn tenants_are_isolated<A: Adapter>() {
         assert_eq!(&r.text().await.unwrap(), body, "tenant {t:?}");
     }
     assert_eq!(s.origin.calls("/tenant/1"), tenants.len());
+
+    // A repeated tenant header: the application could read either value,
+    // so the request is neither served from nor stored in the cache.
+    for _ in 0..2 {
+        let r = s
+            .get("/tenant/1")
+            .header("x-tenant-id", "acme")
+            .header("x-tenant-id", "globex")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(header(&r, "x-cache"), "BYPASS");
+    }
+    assert_eq!(s.origin.calls("/tenant/1"), tenants.len() + 2);
+    // Requests the cache passes by still tell caches further down that
+    // the response depends on the tenant.
+    let range = s
+        .get("/tenant/1")
+        .header("x-tenant-id", "acme")
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&range, "x-cache"), "BYPASS");
+    assert_eq!(header(&range, "vary"), "x-tenant-id");
 }
 
 async fn conditional(s: &Server, path: &str, name: &str, value: &str) -> Response {
@@ -265,6 +290,17 @@ pub async fn authorization_is_not_shared<A: Adapter>() {
         "bob got the anonymous response"
     );
     assert_eq!(s.origin.calls("/auth"), 3);
+
+    // `must-revalidate` with no lifetime does not make it shareable.
+    let alice = s
+        .get("/auth-revalidate")
+        .header("authorization", "Bearer alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&alice, "cache-status"), "cache; fwd=bypass; fwd-status=200");
+    let (_, _, _, body) = fetch(&s, "/auth-revalidate").await;
+    assert_eq!(body, "for None", "an anonymous client got alice's response");
 
     let public = s.get("/auth-public").header("authorization", "Bearer alice").send().await.unwrap();
     assert_eq!(header(&public, "cache-status"), "cache; fwd=bypass; fwd-status=200; stored");
@@ -589,4 +625,56 @@ pub async fn request_no_store_is_not_stored_and_keeps_coalescing<A: Adapter>() {
         .count();
     assert!(collapsed > 0);
     assert_eq!(fetch(&s, "/slow").await.1, "HIT");
+}
+
+/// A request that waited on another's fetch is not served that response if
+/// it varies on a header whose value differs.
+pub async fn collapsed_requests_respect_vary<A: Adapter>() {
+    let s = start::<A>().await;
+    s.origin.close();
+    let en = tokio::spawn(s.get("/slow-vary").header("accept-language", "en").send());
+    until("the first request reaches the origin", || s.origin.calls("/slow-vary") == 1).await;
+    let fr = tokio::spawn(s.get("/slow-vary").header("accept-language", "fr").send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.origin.open();
+    let en = tokio::time::timeout(PATIENCE, en).await.unwrap().unwrap().unwrap();
+    let fr = tokio::time::timeout(PATIENCE, fr).await.unwrap().unwrap().unwrap();
+    assert_eq!(en.text().await.unwrap(), "lang Some(\"en\")");
+    assert_eq!(header(&fr, "cache-status"), "cache; fwd=vary-miss; fwd-status=200; stored");
+    assert_eq!(fr.text().await.unwrap(), "lang Some(\"fr\")", "got the other language's response");
+    assert_eq!(s.origin.calls("/slow-vary"), 2);
+}
+
+/// A fetch that started before an invalidation is not stored, and a
+/// request that arrives after the invalidation does not get its response.
+pub async fn invalidation_during_a_fetch_wins<A: Adapter>() {
+    let s = start::<A>().await;
+    s.origin.close();
+    let before = tokio::spawn(s.get("/slow").send());
+    until("the first request reaches the origin", || s.origin.calls("/slow") == 1).await;
+    // The data changes and the application invalidates, while the first
+    // request still holds the old data.
+    assert_eq!(
+        s.request(Method::PUT, "/plain/1").send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    s.cache.invalidator().prefix("").await.unwrap();
+    let after = tokio::spawn(s.get("/slow").send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.origin.open();
+    let before = tokio::time::timeout(PATIENCE, before).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        header(&before, "cache-status"),
+        "cache; fwd=uri-miss; fwd-status=200",
+        "stored despite the invalidation"
+    );
+    assert_eq!(before.text().await.unwrap(), "slow v0");
+    let after = tokio::time::timeout(PATIENCE, after).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        after.text().await.unwrap(),
+        "slow v1",
+        "a request after the invalidation got older data"
+    );
+    let (_, x, _, body) = fetch(&s, "/slow").await;
+    assert_eq!((x.as_str(), body.as_str()), ("HIT", "slow v1"));
 }

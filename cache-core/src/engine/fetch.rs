@@ -91,7 +91,7 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let epoch = self.epoch();
+        let since = self.inner.invalidations.seq();
         let response = match origin(origin_request(ex, body)).await {
             Ok(response) => response,
             Err(e) => {
@@ -118,9 +118,14 @@ impl Cache {
         match read_body(body, ex.policy.max_body_size).await {
             Read::Complete(bytes) => {
                 let entry = Arc::new(self.build_entry(ex, parts, bytes, &hints));
-                status.stored = self.put(ex, &entry, epoch).await;
-                if let Some(leader) = leader {
-                    leader.finish(Outcome::Entry(Arc::clone(&entry)));
+                let put = self.put(ex, &entry, since).await;
+                status.stored = put == Put::Stored;
+                match (leader, put) {
+                    // Waiters may have arrived after the invalidation: one
+                    // of them fetches again rather than get this response.
+                    (Some(leader), Put::Invalidated) => drop(leader),
+                    (Some(leader), _) => leader.finish(Outcome::Entry(Arc::clone(&entry))),
+                    (None, _) => {}
                 }
                 Ok(self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms()))
             }
@@ -136,40 +141,51 @@ impl Cache {
         }
     }
 
-    /// Releases waiters to the origin and remembers the key as uncacheable.
+    /// Releases waiters to the origin and remembers the key as uncacheable,
+    /// for requests that share the key's responses.
     fn uncacheable(&self, ex: &Exchange<'_>, leader: Option<Leader>) {
         if let Some(leader) = leader {
             leader.finish(Outcome::Uncacheable);
+        }
+        if !ex.shared {
+            return;
         }
         let now = self.inner.clock.now_ms();
         let until = now.saturating_add(crate::clock::duration_ms(ex.policy.hit_for_miss));
         self.inner.hit_for_miss.mark(ex.key.as_str(), until, now);
     }
 
-    /// Stores the entry unless an invalidation happened since `epoch`;
-    /// returns whether it was stored.
-    async fn put(&self, ex: &Exchange<'_>, entry: &Arc<CachedEntry>, epoch: u64) -> bool {
-        if self.epoch() != epoch {
+    /// Stores the entry unless an invalidation that concerns it ran since
+    /// the fetch started (`since`).
+    async fn put(&self, ex: &Exchange<'_>, entry: &Arc<CachedEntry>, since: u64) -> Put {
+        let key = ex.key.as_str();
+        let log = &self.inner.invalidations;
+        if log.affects(since, key, &entry.tags) {
             tracing::debug!(key = %ex.key, "invalidated during the fetch: not stored");
-            return false;
+            return Put::Invalidated;
         }
         let ttl = Duration::from_millis(entry.retain_for_ms());
-        match self.inner.store.put(ex.key.as_str(), Arc::clone(entry), ttl).await {
-            Ok(()) if self.epoch() != epoch => {
-                // An invalidation ran while the entry was being written.
-                if let Err(err) = self.inner.store.delete(ex.key.as_str()).await {
-                    self.log_store_error("delete", &err);
-                }
-                false
-            }
-            Ok(()) => {
-                self.inner.hit_for_miss.clear(ex.key.as_str());
-                true
-            }
-            Err(err) => {
-                self.log_store_error("put", &err);
-                false
-            }
+        if let Err(err) = self.inner.store.put(key, Arc::clone(entry), ttl).await {
+            self.log_store_error("put", &err);
+            return Put::Failed;
         }
+        if log.affects(since, key, &entry.tags) {
+            // An invalidation ran while the entry was being written.
+            if let Err(err) = self.inner.store.delete(key).await {
+                self.log_store_error("delete", &err);
+            }
+            return Put::Invalidated;
+        }
+        self.inner.hit_for_miss.clear(key);
+        Put::Stored
     }
+}
+
+/// How storing an entry went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Put {
+    Stored,
+    Failed,
+    /// An invalidation that concerns the entry overlapped its fetch.
+    Invalidated,
 }

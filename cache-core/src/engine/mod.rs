@@ -7,21 +7,14 @@ mod storable;
 
 pub(crate) use serve::uri_tag;
 
-use std::{
-    fmt,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
-
-use http::HeaderValue;
+use std::{fmt, sync::Arc};
 
 use crate::{
     Clock, Store,
     coalesce::Coalescer,
     error::{ConfigError, StoreError},
     hit_for_miss::HitForMiss,
+    invalidation_log::InvalidationLog,
     store::SharedStore,
 };
 
@@ -47,9 +40,9 @@ pub(crate) struct Inner {
     pub(crate) hit_for_miss: HitForMiss,
     pub(crate) clock: Clock,
     pub(crate) name: String,
-    /// Bumped by every invalidation: a fetch that overlapped one does not
-    /// store what it fetched, since it may predate the change.
-    pub(crate) epoch: AtomicU64,
+    /// Recent invalidations: a fetch that overlapped one that concerns its
+    /// entry does not store what it fetched, since it may predate the change.
+    pub(crate) invalidations: InvalidationLog,
 }
 
 impl fmt::Debug for Cache {
@@ -83,14 +76,6 @@ impl Cache {
     /// just changed the data behind them.
     pub fn invalidator(&self) -> crate::Invalidator {
         crate::Invalidator { cache: self.clone() }
-    }
-
-    pub(crate) fn bump_epoch(&self) {
-        self.inner.epoch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub(crate) fn epoch(&self) -> u64 {
-        self.inner.epoch.load(Ordering::SeqCst)
     }
 
     pub(crate) fn log_store_error(&self, operation: &'static str, err: &StoreError) {
@@ -154,14 +139,18 @@ impl CacheBuilder {
     /// A name that is not a token usable in `Cache-Status`, or no store when
     /// the `moka` feature is off.
     pub fn build(self) -> Result<Cache, ConfigError> {
-        let valid = !self.name.is_empty()
+        // An RFC 8941 token: a letter or `*`, then token characters.
+        let starts_well = self.name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'*');
+        let valid = starts_well
             && self
                 .name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._~!#$&'*+^`|".contains(&b))
-            && HeaderValue::from_str(&self.name).is_ok();
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!#$&'*+^`|:/%".contains(&b));
         if !valid {
-            return Err(ConfigError::invalid("name", "must be a non-empty token (letters, digits, `-._~`)"));
+            return Err(ConfigError::invalid(
+                "name",
+                "must be a token that starts with a letter (letters, digits, `-._~:/`)",
+            ));
         }
         if self.store.is_none() {
             return self.default_store();
@@ -188,8 +177,23 @@ impl CacheBuilder {
                 hit_for_miss: HitForMiss::default(),
                 clock: self.clock,
                 name: self.name,
-                epoch: AtomicU64::new(0),
+                invalidations: InvalidationLog::default(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_structured_field_tokens() {
+        for good in ["cache", "storefront", "edge-1", "Cache_2", "*"] {
+            assert!(Cache::builder().name(good).build().is_ok(), "{good}");
+        }
+        for bad in ["", "1cache", "-cache", "my cache", "a,b", "a;b", "é"] {
+            assert!(Cache::builder().name(bad).build().is_err(), "{bad}");
         }
     }
 }

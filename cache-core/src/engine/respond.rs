@@ -66,7 +66,9 @@ impl Cache {
         }
         let mut headers = entry.headers.clone();
         let body = if head.parts.method == Method::HEAD {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
+            if entry.status != StatusCode::NO_CONTENT {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
+            }
             CacheBody::empty()
         } else {
             CacheBody::full(entry.body.clone())
@@ -93,10 +95,12 @@ impl Cache {
         response
     }
 
-    /// A response passed through without caching.
-    pub(crate) fn pass<B>(&self, response: Response<B>, status: Status) -> Response<CacheBody<B>> {
+    /// A response passed through without caching; `keyed` are the headers
+    /// the route's key depends on, for `Vary`.
+    pub(crate) fn pass<B>(&self, response: Response<B>, status: Status, keyed: &[HeaderName]) -> Response<CacheBody<B>> {
         let (mut parts, body) = response.into_parts();
         parts.extensions.remove::<CacheHints>();
+        add_vary(&mut parts.headers, keyed);
         decorate(&mut parts.headers, &self.inner.name, status);
         Response::from_parts(parts, CacheBody::stream(body))
     }

@@ -23,6 +23,10 @@ pub(crate) struct Exchange<'a> {
     /// The request head as the client sent it.
     pub(crate) parts: Parts,
     pub(crate) key: CacheKey,
+    /// Whether the responses to this request can be shared with other
+    /// requests for the key (not so for a request with credentials the key
+    /// does not include).
+    pub(crate) shared: bool,
 }
 
 /// How the engine treats a request, before any lookup.
@@ -49,6 +53,10 @@ fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
     let h = &parts.headers;
     let conditional_or_range = [header::RANGE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE, header::IF_RANGE];
     if conditional_or_range.iter().any(|name| h.contains_key(name)) {
+        return Class::Pass(Fwd::Bypass);
+    }
+    if policy.key.has_repeated_tenant_header(h) {
+        // Which value would the application read? Do not guess.
         return Class::Pass(Fwd::Bypass);
     }
     if h.contains_key(header::AUTHORIZATION) && !policy.key.by_principal {
@@ -90,17 +98,30 @@ impl Cache {
         match classify(&parts, policy) {
             Class::Pass(fwd) => {
                 let response = origin(Request::from_parts(parts, body)).await?;
-                Ok(self.pass(response, Status::forward(fwd)))
+                let keyed = if fwd == Fwd::Bypass { &policy.keyed_headers[..] } else { &[] };
+                Ok(self.pass(response, Status::forward(fwd), keyed))
             }
             Class::Unsafe => self.serve_unsafe(policy, route, parts, body, origin).await,
             Class::StoreOnly => {
                 let key = policy.key.build(&parts);
-                let ex = Exchange { policy, route, parts, key };
+                let ex = Exchange {
+                    policy,
+                    route,
+                    parts,
+                    key,
+                    shared: false,
+                };
                 self.fetch(&ex, None, body, origin, Fwd::Bypass).await
             }
             Class::Cacheable => {
                 let key = policy.key.build(&parts);
-                let ex = Exchange { policy, route, parts, key };
+                let ex = Exchange {
+                    policy,
+                    route,
+                    parts,
+                    key,
+                    shared: true,
+                };
                 self.serve_cacheable(&ex, body, origin).await
             }
         }
@@ -133,7 +154,12 @@ impl Cache {
                     return self.fetch(ex, Some(leader), body, origin, fwd).await;
                 }
                 Joined::Waiter(rx) => match coalesce::wait(rx, ex.policy.coalesce_timeout).await {
-                    Waited::Entry(entry) => return Ok(self.respond_collapsed(ex, &entry, fwd)),
+                    // The leader's response may vary on headers this
+                    // request does not share.
+                    Waited::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
+                        return Ok(self.respond_collapsed(ex, &entry, fwd));
+                    }
+                    Waited::Entry(_) => return self.fetch(ex, None, body, origin, Fwd::VaryMiss).await,
                     Waited::Uncacheable | Waited::TimedOut => return self.fetch(ex, None, body, origin, fwd).await,
                     Waited::Abandoned => {
                         if let Ok((entry, now)) = self.lookup(ex).await {
@@ -193,7 +219,13 @@ impl Cache {
         ResB::Error: Into<BoxError>,
     {
         let key = policy.key.build(&parts);
-        let ex = Exchange { policy, route, parts, key };
+        let ex = Exchange {
+            policy,
+            route,
+            parts,
+            key,
+            shared: true,
+        };
         let request = Request::from_parts(ex.parts.clone(), body);
         let mut response = origin(request).await?;
         response.extensions_mut().remove::<crate::CacheHints>();
@@ -205,7 +237,7 @@ impl Cache {
                 self.log_store_error("invalidate", &err);
             }
         }
-        Ok(self.pass(response, Status::forward(Fwd::Method)))
+        Ok(self.pass(response, Status::forward(Fwd::Method), &[]))
     }
 }
 

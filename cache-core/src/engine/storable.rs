@@ -73,7 +73,7 @@ impl Cache {
             return by_request("request Cache-Control: no-store");
         }
         let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
-        if authorized && !(cc.has("public") || cc.has("s-maxage") || cc.has("must-revalidate")) {
+        if authorized && !shareable(&cc) {
             return by_request("request carries Authorization and the response is not marked shareable");
         }
         None
@@ -144,6 +144,17 @@ fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
+}
+
+/// Whether a response to a request with credentials says it may be shared
+/// (RFC 9111 §3.5): `public`, or a positive `s-maxage`. A zero lifetime
+/// means "revalidate every time", which a cache serving by its own TTL
+/// does not do, so it is not shared.
+fn shareable(cc: &CacheControl) -> bool {
+    match cc.seconds("s-maxage") {
+        Some(s) => s > 0,
+        None => cc.has("public") && cc.seconds("max-age") != Some(0),
+    }
 }
 
 fn declared_length(parts: &response::Parts) -> Option<u64> {

@@ -39,6 +39,30 @@ pub struct MokaStore {
     cache: Cache<String, Stored, ahash::RandomState>,
     tags: Arc<TagIndex>,
     next_id: Arc<AtomicU64>,
+    stripes: Arc<KeyStripes>,
+}
+
+/// Locks that serialize, per key, a write (index, then insert) against
+/// another write or a tag invalidation's check-and-remove, so that the tag
+/// index always reaches the entry at a key. Reads never take them.
+struct KeyStripes {
+    locks: Box<[Mutex<()>]>,
+    hasher: ahash::RandomState,
+}
+
+impl KeyStripes {
+    fn new() -> Self {
+        KeyStripes {
+            locks: (0..64).map(|_| Mutex::new(())).collect(),
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    fn lock(&self, key: &str) -> std::sync::MutexGuard<'_, ()> {
+        let i = (self.hasher.hash_one(key) % self.locks.len() as u64) as usize;
+        // The guarded data is `()`: nothing to be left inconsistent.
+        self.locks[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl fmt::Debug for MokaStore {
@@ -101,8 +125,8 @@ impl TagIndex {
         }
     }
 
-    /// Removes `tag` and returns its keys with the id of the entry that
-    /// carried it at each.
+    /// Removes `tag` and returns its keys (with the id of the entry that
+    /// carried it at each).
     fn take(&self, tag: &str) -> HashMap<String, u64> {
         self.lock().remove(tag).unwrap_or_default()
     }
@@ -169,7 +193,7 @@ impl MokaStoreBuilder {
         let listener_tags = Arc::clone(&tags);
         let cache = Cache::builder()
             .max_capacity(self.max_capacity)
-            .weigher(|key: &String, value: &Stored| u32::try_from(key.len() + value.entry.weight()).unwrap_or(u32::MAX))
+            .weigher(|key: &String, value: &Stored| u32::try_from(weight(key, &value.entry)).unwrap_or(u32::MAX))
             .expire_after(PerEntryExpiry)
             .eviction_listener(move |key: Arc<String>, value: Stored, _cause: RemovalCause| {
                 listener_tags.forget(&key, &value);
@@ -180,8 +204,15 @@ impl MokaStoreBuilder {
             cache,
             tags,
             next_id: Arc::new(AtomicU64::new(0)),
+            stripes: Arc::new(KeyStripes::new()),
         }
     }
+}
+
+/// Bytes an entry holds: the key, the entry, and its tag index slots.
+fn weight(key: &str, entry: &CachedEntry) -> usize {
+    let index = entry.tags.len() * (key.len() + 48);
+    key.len() + entry.weight() + index
 }
 
 impl Store for MokaStore {
@@ -194,6 +225,7 @@ impl Store for MokaStore {
     }
 
     async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
+        let _write = self.stripes.lock(key);
         let stored = Stored {
             entry,
             ttl,
@@ -211,10 +243,11 @@ impl Store for MokaStore {
     async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
         let mut dropped = 0;
         for tag in tags {
-            for (key, id) in self.tags.take(tag) {
-                // Only the entry that carried the tag: a later entry at the
+            for key in self.tags.take(tag).into_keys() {
+                let _write = self.stripes.lock(&key);
+                // Only an entry that carries the tag: a later entry at the
                 // same key without it stays.
-                if self.cache.get(&key).is_some_and(|current| current.id == id) {
+                if self.cache.get(&key).is_some_and(|current| current.entry.tags.contains(tag)) {
                     dropped += u64::from(self.cache.remove(&key).is_some());
                 }
             }
