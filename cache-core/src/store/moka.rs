@@ -269,3 +269,69 @@ impl Store for MokaStore {
         Ok(dropped)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use bytes::Bytes;
+    use futures_util::FutureExt;
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+
+    const ROUNDS: usize = 3_000;
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn entry(tag: &str) -> Arc<CachedEntry> {
+        let mut e = CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::from_static(b"x"), 0, 60_000);
+        e.tags = vec![tag.to_owned()];
+        Arc::new(e)
+    }
+
+    /// The store's futures never wait: run them in place.
+    fn now<F: std::future::Future>(f: F) -> F::Output {
+        f.now_or_never().expect("moka store operations complete at once")
+    }
+
+    fn put_on_thread(store: &MokaStore, key: &str, barrier: &Arc<Barrier>) -> std::thread::JoinHandle<()> {
+        let (store, key, barrier) = (store.clone(), key.to_owned(), Arc::clone(barrier));
+        std::thread::spawn(move || {
+            barrier.wait();
+            now(store.put(&key, entry("t"), TTL)).expect("moka puts succeed");
+        })
+    }
+
+    /// Two puts racing at one key, then an invalidation of their tag: no
+    /// entry is left out of the tag index.
+    #[test]
+    fn racing_puts_stay_reachable_by_tag() {
+        let store = MokaStore::new();
+        for i in 0..ROUNDS {
+            let key = format!("k{i}");
+            let barrier = Arc::new(Barrier::new(2));
+            let writers = [put_on_thread(&store, &key, &barrier), put_on_thread(&store, &key, &barrier)];
+            writers.into_iter().for_each(|w| w.join().expect("the writer finishes"));
+            now(store.invalidate_tags(&["t".to_owned()])).unwrap();
+            assert!(store.get_now(&key).is_none(), "round {i}: an entry survived its tag's invalidation");
+        }
+    }
+
+    /// A put racing a tag invalidation, then another invalidation: the
+    /// entry is gone.
+    #[test]
+    fn a_put_racing_an_invalidation_stays_reachable_by_tag() {
+        let store = MokaStore::new();
+        for i in 0..ROUNDS {
+            let key = format!("k{i}");
+            now(store.put(&key, entry("t"), TTL)).unwrap();
+            let barrier = Arc::new(Barrier::new(2));
+            let writer = put_on_thread(&store, &key, &barrier);
+            barrier.wait();
+            now(store.invalidate_tags(&["t".to_owned()])).unwrap();
+            writer.join().expect("the writer finishes");
+            now(store.invalidate_tags(&["t".to_owned()])).unwrap();
+            assert!(store.get_now(&key).is_none(), "round {i}: an entry survived its tag's invalidation");
+        }
+    }
+}
