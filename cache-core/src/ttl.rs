@@ -70,7 +70,7 @@ impl FromStr for Ttl {
             if digits == 0 || unit_len == 0 {
                 return Err(err());
             }
-            let value: u64 = rest[..digits].parse().map_err(|_| err())?;
+            let value: u128 = rest[..digits].parse().map_err(|_| err())?;
             let part = unit_duration(&rest[digits..digits + unit_len], value).ok_or_else(err)?;
             total = total.checked_add(part).ok_or_else(err)?;
             rest = &rest[digits + unit_len..];
@@ -79,16 +79,19 @@ impl FromStr for Ttl {
     }
 }
 
-fn unit_duration(unit: &str, value: u64) -> Option<Duration> {
-    let secs_per_unit = match unit {
-        "ms" => return Some(Duration::from_millis(value)),
-        "s" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
+fn unit_duration(unit: &str, value: u128) -> Option<Duration> {
+    let ms_per_unit: u128 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return None,
     };
-    value.checked_mul(secs_per_unit).map(Duration::from_secs)
+    let ms = value.checked_mul(ms_per_unit)?;
+    let secs = u64::try_from(ms / 1000).ok()?;
+    let millis = u32::try_from(ms % 1000).ok()?;
+    Some(Duration::new(secs, millis * 1_000_000))
 }
 
 impl fmt::Display for Ttl {
@@ -131,7 +134,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for text in ["", "s", "10", "10x", "-5s", "1.5h", "99999999999999999999d", "1h 30m"] {
+        for text in ["", "s", "10", "10x", "-5s", "1.5h", "99999999999999999999999d", "1h 30m"] {
             assert!(text.parse::<Ttl>().is_err(), "{text} should not parse");
         }
     }
@@ -142,6 +145,15 @@ mod tests {
         assert_eq!(Ttl::from_secs(600).to_string(), "10m");
         assert_eq!(Ttl::from_secs(7 * 86_400).to_string(), "7d");
         assert_eq!(Ttl::from(Duration::from_millis(1500)).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn huge_durations_round_trip() {
+        // Found by fuzzing: more milliseconds than a u64 holds.
+        for text in ["213503982335d1ms", "18446744073709552s1ms"] {
+            let ttl: Ttl = text.parse().unwrap();
+            assert_eq!(ttl.to_string().parse::<Ttl>().unwrap(), ttl, "{text}");
+        }
     }
 
     proptest::proptest! {

@@ -27,6 +27,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(tag) = s.parse::<TagTemplate>() {
         let shown = tag.to_string();
         assert_eq!(shown, s, "TagTemplate does not display as its source");
-        assert_eq!(shown.parse::<TagTemplate>().ok().as_ref(), Some(&tag), "TagTemplate does not re-parse");
+        assert_eq!(
+            shown.parse::<TagTemplate>().ok().as_ref(),
+            Some(&tag),
+            "TagTemplate does not re-parse"
+        );
     }
 });
