@@ -1,7 +1,68 @@
-//! actix-web middleware for server-side HTTP response caching.
+//! Server-side HTTP response caching for [actix-web].
 //!
-//! This crate will hold the actix-web `Transform` and middleware that serve
-//! requests through the same `cache-core` engine as the tower and axum
-//! adapters, mounted with `.wrap(...)` on an `App`, a `scope` or a
-//! `resource`. It has no public items yet: use `cache-axum` or
-//! `cache-tower` until it lands.
+//! [`CacheMiddleware`] serves requests through the same `cache-core` engine
+//! as the tower and axum adapters — same keys, coalescing, `304`s, tags and
+//! invalidation — mounted with `.wrap(...)` on an `App`, a `scope` or a
+//! `resource`, each with its own policy. A scope-level middleware takes
+//! per-resource overrides by full route pattern ([`CacheMiddleware::route`]).
+//! Tag templates such as `product:{tenant}:{id}` are filled from
+//! `match_info` path parameters. Handlers refine a response's TTL and tags by
+//! inserting a [`CacheHints`] into the response's extensions (it is removed
+//! before the client sees the response), and invalidate through the
+//! [`Invalidator`] every request behind the middleware carries
+//! (`web::ReqData<Invalidator>`), or one registered as `web::Data`.
+//!
+//! The middleware fits actix's model: it needs no `Send` futures (each
+//! worker runs its own runtime; the cache itself is shared by every
+//! worker), passes the wrapped service's body through as the left side of an
+//! `EitherBody` when it does not touch a response, streams bodies over the
+//! policy's limit without buffering them, and keeps the wrapped service's
+//! errors.
+//!
+//! # Example
+//!
+//! ```
+//! use actix_web::{App, HttpResponse, web};
+//! use cache_actix::{Cache, CacheHints, CacheMiddleware, CachePolicy, Invalidator, MokaStore};
+//!
+//! async fn product(path: web::Path<u64>) -> HttpResponse {
+//!     let mut response = HttpResponse::Ok().body(format!("product {path}"));
+//!     response.extensions_mut().insert(CacheHints::new().tag("catalog"));
+//!     response
+//! }
+//!
+//! async fn update(path: web::Path<u64>, invalidator: web::ReqData<Invalidator>) -> HttpResponse {
+//!     // ... write to the database, then:
+//!     invalidator.tag(format!("product:{path}")).await.ok();
+//!     HttpResponse::NoContent().finish()
+//! }
+//!
+//! let cache = Cache::new(MokaStore::new());
+//! let policy = CachePolicy::builder().ttl("1h").tag("product:{id}").build().unwrap();
+//! let app = App::new().service(
+//!     web::resource("/products/{id}")
+//!         .wrap(CacheMiddleware::new(&cache, policy))
+//!         .route(web::get().to(product))
+//!         .route(web::put().to(update)),
+//! );
+//! # let _ = app;
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `moka` (default): the embedded store, [`MokaStore`].
+//!
+//! [actix-web]: https://docs.rs/actix-web
+
+mod body;
+mod convert;
+mod middleware;
+
+pub use body::{CachedBody, CachedBodyError, OriginBody, OriginBodyError};
+pub use cache_core::{
+    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
+    Store, StoreError, Tenant, TenantSource, Ttl,
+};
+#[cfg(feature = "moka")]
+pub use cache_core::{MokaStore, MokaStoreBuilder};
+pub use middleware::{CacheMiddleware, CacheService};

@@ -1,17 +1,21 @@
 //! The test app on axum, behind `cache-axum` layers.
 
+use std::time::Duration;
+
 use axum::{
     Extension, Router,
     body::Body,
     extract::{Request, State},
-    response::Response,
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::any,
 };
 use cache_axum::{Cache, CacheLayer, Invalidator};
 
 use crate::{
     Adapter, Server,
-    origin::{Origin, OriginBody, OriginRequest, routes},
+    origin::{DEADLINE_HEADER, Origin, OriginBody, OriginRequest, routes},
 };
 
 /// Mounts every test route with `get(..).layer(CacheLayer::new(..))`.
@@ -22,11 +26,11 @@ impl Adapter for Axum {
     async fn start(cache: Cache, origin: Origin) -> Server {
         let mut router = Router::new();
         for (pattern, policy) in routes() {
-            let route = any(handle);
-            router = match policy {
-                Some(policy) => router.route(pattern, route.layer(CacheLayer::new(&cache, policy))),
-                None => router.route(pattern, route),
+            let route = match policy {
+                Some(policy) => any(handle).layer(CacheLayer::new(&cache, policy)),
+                None => any(handle),
             };
+            router = router.route(pattern, route.layer(middleware::from_fn(deadline)));
         }
         serve(router.with_state(origin.clone()), origin, cache).await
     }
@@ -38,6 +42,17 @@ pub async fn serve(router: Router, origin: Origin, cache: Cache) -> Server {
     let addr = listener.local_addr().expect("a bound listener has an address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     Server::new(format!("http://{addr}"), origin, cache)
+}
+
+/// Drops the request's future after [`DEADLINE_HEADER`] milliseconds.
+async fn deadline(req: Request, next: Next) -> Response {
+    let Some(ms) = req.headers().get(DEADLINE_HEADER).and_then(|v| v.to_str().ok()?.parse().ok()) else {
+        return next.run(req).await;
+    };
+    match tokio::time::timeout(Duration::from_millis(ms), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::GATEWAY_TIMEOUT.into_response(),
+    }
 }
 
 /// The handler of every test route.

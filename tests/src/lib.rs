@@ -2,12 +2,13 @@
 //!
 //! [`origin`] is a scripted origin, independent of any web framework, that
 //! counts the requests it receives. Each adapter mounts it behind the cache
-//! (see [`axum_adapter`]) and [`suite`] holds the tests, written once against
+//! (see [`axum_adapter`] and [`actix_adapter`]) and [`suite`] holds the tests, written once against
 //! the [`Adapter`] trait; `tests/*.rs` instantiate them per adapter with
 //! [`behaviour_suite!`]. [`conformance`] is the suite every store passes.
 
 #![allow(missing_debug_implementations)] // test harness types hold streams and clients
 
+pub mod actix_adapter;
 pub mod axum_adapter;
 pub mod conformance;
 pub mod origin;

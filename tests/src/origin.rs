@@ -120,6 +120,11 @@ impl Default for GateState {
     }
 }
 
+/// A request header that makes the adapter's outermost middleware drop the
+/// request's future after that many milliseconds (answering `504`), as a
+/// request timeout does: the way a test cancels a request in flight.
+pub const DEADLINE_HEADER: &str = "x-test-deadline-ms";
+
 /// A fixed `Last-Modified` for `/etag`.
 pub const LAST_MODIFIED: &str = "Tue, 01 Jan 2030 00:00:00 GMT";
 /// Bytes `/big` sends before waiting for [`Origin::release_stream`].

@@ -11,7 +11,7 @@ use reqwest::{Method, Response, StatusCode};
 
 use crate::{
     Adapter, Server,
-    origin::{BIG_FIRST_CHUNK, LAST_MODIFIED, Origin},
+    origin::{BIG_FIRST_CHUNK, DEADLINE_HEADER, LAST_MODIFIED, Origin},
     stores::{CorruptStore, FailingStore},
 };
 
@@ -444,11 +444,12 @@ pub async fn stampede_makes_one_origin_call<A: Adapter>() {
 pub async fn cancelled_leader_hands_over<A: Adapter>() {
     let s = start::<A>().await;
     s.origin.close();
-    let leader = tokio::spawn(s.get("/slow").send());
+    // The leader's future is dropped 400 ms after it arrives.
+    let leader = tokio::spawn(s.get("/slow").header(DEADLINE_HEADER, "400").send());
     until("the leader reaches the origin", || s.origin.calls("/slow") == 1).await;
     let waiter = tokio::spawn(s.get("/slow").send());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    leader.abort();
+    let leader = tokio::time::timeout(PATIENCE, leader).await.unwrap().unwrap().unwrap();
+    assert_eq!(leader.status(), StatusCode::GATEWAY_TIMEOUT);
     until("the waiter takes over and reaches the origin", || s.origin.calls("/slow") == 2).await;
     s.origin.open();
     let r = tokio::time::timeout(PATIENCE, waiter).await.unwrap().unwrap().unwrap();

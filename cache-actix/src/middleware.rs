@@ -1,0 +1,174 @@
+//! The actix-web `Transform` and its service.
+
+use std::{cell::RefCell, future::ready, rc::Rc, sync::Arc};
+
+use actix_web::{
+    HttpMessage, HttpRequest,
+    body::{EitherBody, MessageBody},
+    dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+};
+use cache_core::{Cache, CachePolicy, Invalidator, Policies, RouteMatch};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    body::CachedBody,
+    convert::{actix_response, apply_origin_head, origin_response, request_parts},
+};
+
+/// Caches the responses of the app, scope or resource it wraps.
+///
+/// Mount it with `.wrap(...)`. Built from a [`Cache`], whose store every
+/// middleware made from it shares; cheap to clone. A request whose route
+/// has no policy passes through untouched. When two cache middlewares wrap
+/// one another, the outer one serves the request and the inner one passes it
+/// through: give one resource of a scope its own policy with
+/// [`CacheMiddleware::route`].
+#[derive(Clone, Debug)]
+pub struct CacheMiddleware {
+    cache: Cache,
+    policies: Arc<Policies>,
+}
+
+impl CacheMiddleware {
+    /// A middleware applying `policies` (one [`CachePolicy`] for every
+    /// route, or a [`Policies`] table by route pattern).
+    pub fn new(cache: &Cache, policies: impl Into<Policies>) -> Self {
+        CacheMiddleware {
+            cache: cache.clone(),
+            policies: Arc::new(policies.into()),
+        }
+    }
+
+    /// Gives the resource whose full pattern is `pattern`
+    /// (`/api/v1/products/{id}`, scope prefix included) its own policy, or
+    /// none to leave it uncached.
+    #[must_use]
+    pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
+        let policies = Arc::unwrap_or_clone(self.policies).route(pattern, policy);
+        self.policies = Arc::new(policies);
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for CacheMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, CachedBody<B>>>;
+    type Error = actix_web::Error;
+    type Transform = CacheService<S>;
+    type InitError = ();
+    type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(CacheService {
+            inner: Rc::new(service),
+            layer: self.clone(),
+        }))
+    }
+}
+
+/// Marks a request already taken by a cache middleware further out.
+#[derive(Clone, Copy, Debug)]
+struct Served;
+
+/// The service made by [`CacheMiddleware`].
+///
+/// A hit on an in-process store is answered at once
+/// ([`Cache::serve_now`](cache_core::Cache::serve_now)); other requests with
+/// a policy go through [`Cache::serve`](cache_core::Cache::serve), which
+/// calls the wrapped service at most once. Every request gets an
+/// [`Invalidator`] request extension (`web::ReqData<Invalidator>` in
+/// handlers). Errors of the wrapped service pass through unchanged.
+#[derive(Debug)]
+pub struct CacheService<S> {
+    inner: Rc<S>,
+    layer: CacheMiddleware,
+}
+
+type Responded<B> = Result<ServiceResponse<EitherBody<B, CachedBody<B>>>, actix_web::Error>;
+
+impl<S, B> Service<ServiceRequest> for CacheService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B, CachedBody<B>>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Responded<B>>;
+
+    forward_ready!(inner);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        if req.extensions().get::<Invalidator>().is_none() {
+            req.extensions_mut().insert(self.layer.cache.invalidator());
+        }
+        let policy = match req.extensions().get::<Served>() {
+            Some(_) => None,
+            None => self.layer.policies.resolve(req.match_pattern().as_deref()).cloned(),
+        };
+        let (Some(policy), Some(parts)) = (policy, request_parts(&req)) else {
+            return self.passthrough(req);
+        };
+        if let Some(hit) = self.layer.cache.serve_now(&policy, &parts) {
+            let response = req.into_response(actix_response(hit, &parts.method)).map_into_right_body();
+            return Box::pin(ready(Ok(response)));
+        }
+        req.extensions_mut().insert(Served);
+        let route = route_match(&req);
+        let inner = Rc::clone(&self.inner);
+        let cache = self.layer.cache.clone();
+        // The request goes to the origin, if the engine calls it, and comes
+        // back with the origin's response; either way it ends up here to
+        // build the response. (Its head can only be changed while no other
+        // reference to it exists, so it is not cloned.)
+        let slot = Rc::new(RefCell::new(Slot::Request(req)));
+        let origin_slot = Rc::clone(&slot);
+        Box::pin(async move {
+            let origin = move |forwarded: http::Request<()>| async move {
+                let Slot::Request(mut req) = origin_slot.replace(Slot::Taken) else {
+                    unreachable!("the engine calls the origin at most once");
+                };
+                apply_origin_head(&mut req, &forwarded.into_parts().0);
+                let (http_request, response) = inner.call(req).await?.into_parts();
+                origin_slot.replace(Slot::Responded(http_request));
+                Ok::<_, actix_web::Error>(origin_response(response))
+            };
+            let method = parts.method.clone();
+            let response = cache.serve(&policy, &route, http::Request::from_parts(parts, ()), origin).await?;
+            let response = actix_response(response, &method);
+            let response = match slot.replace(Slot::Taken) {
+                Slot::Request(req) => req.into_response(response),
+                Slot::Responded(http_request) => ServiceResponse::new(http_request, response),
+                Slot::Taken => unreachable!("an origin call that returned a response gave the request back"),
+            };
+            Ok(response.map_into_right_body())
+        })
+    }
+}
+
+/// Where the request is while the engine serves it.
+enum Slot {
+    Request(ServiceRequest),
+    Taken,
+    Responded(HttpRequest),
+}
+
+impl<S> CacheService<S> {
+    fn passthrough<B>(&self, req: ServiceRequest) -> LocalBoxFuture<'static, Responded<B>>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        let future = self.inner.call(req);
+        Box::pin(async move { future.await.map(ServiceResponse::map_into_left_body) })
+    }
+}
+
+/// The matched resource's path parameters, for tag templates.
+fn route_match(req: &ServiceRequest) -> RouteMatch {
+    req.match_info()
+        .iter()
+        .fold(RouteMatch::default(), |route, (name, value)| route.param(name, value))
+}
