@@ -116,7 +116,6 @@ where
             return Box::pin(ready(Ok(response)));
         }
         req.extensions_mut().insert(Served);
-        let route = route_match(&req);
         let inner = Rc::clone(&self.inner);
         let cache = self.layer.cache.clone();
         // The request goes to the origin, if the engine calls it, and comes
@@ -132,11 +131,17 @@ where
                 };
                 apply_origin_head(&mut req, &forwarded.into_parts().0);
                 let (http_request, response) = inner.call(req).await?.into_parts();
+                // Routing inside the wrapped service filled in the path
+                // parameters: hand them to the engine for tag templates.
+                let mut response = origin_response(response);
+                response.extensions_mut().insert(route_match(&http_request));
                 origin_slot.replace(Slot::Responded(http_request));
-                Ok::<_, actix_web::Error>(origin_response(response))
+                Ok::<_, actix_web::Error>(response)
             };
             let method = parts.method.clone();
-            let response = cache.serve(&policy, &route, http::Request::from_parts(parts, ()), origin).await?;
+            let response = cache
+                .serve(&policy, &RouteMatch::default(), http::Request::from_parts(parts, ()), origin)
+                .await?;
             let response = actix_response(response, &method);
             let response = match slot.replace(Slot::Taken) {
                 Slot::Request(req) => req.into_response(response),
@@ -167,7 +172,7 @@ impl<S> CacheService<S> {
 }
 
 /// The matched resource's path parameters, for tag templates.
-fn route_match(req: &ServiceRequest) -> RouteMatch {
+fn route_match(req: &HttpRequest) -> RouteMatch {
     req.match_info()
         .iter()
         .fold(RouteMatch::default(), |route, (name, value)| route.param(name, value))

@@ -15,7 +15,10 @@ pub type ParamsFn = fn(&mut Parts) -> Vec<(String, String)>;
 /// Adapters fill it in; the engine uses the parameters to fill tag
 /// templates. They can be given at once ([`RouteMatch::param`]) or read
 /// from the request only when a tag needs them ([`RouteMatch::deferred`]),
-/// which keeps them off the hit path.
+/// which keeps them off the hit path. A framework that knows the parameters
+/// only once the request has reached its handler puts a `RouteMatch` in the
+/// extensions of the origin's response; the engine prefers it and removes
+/// it before the client sees the response.
 #[derive(Debug, Clone, Default)]
 pub struct RouteMatch {
     pattern: Option<Arc<str>>,

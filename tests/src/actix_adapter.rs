@@ -23,21 +23,33 @@ pub struct Actix;
 
 impl Adapter for Actix {
     async fn start(cache: Cache, origin: Origin) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
-        let addr = listener.local_addr().expect("a bound listener has an address");
         let (app_cache, app_origin) = (cache.clone(), origin.clone());
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || app(app_cache.clone(), app_origin.clone()))
-                    .workers(2)
-                    .listen(listener)
-                    .expect("actix takes the listener")
-                    .run();
-                server.await
-            })
-        });
-        Server::new(format!("http://{addr}"), origin, cache)
+        serve(move || app(app_cache.clone(), app_origin.clone()), origin, cache)
     }
+}
+
+/// Serves the apps `factory` makes (one per worker) on a free loopback
+/// port, on a thread of its own with two workers.
+pub fn serve<F, T, B>(factory: F, origin: Origin, cache: Cache) -> Server
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: actix_web::dev::ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<B>, Error = actix_web::Error, InitError = ()>
+        + 'static,
+    B: actix_web::body::MessageBody + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    let addr = listener.local_addr().expect("a bound listener has an address");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(factory)
+                .workers(2)
+                .listen(listener)
+                .expect("actix takes the listener")
+                .run();
+            server.await
+        })
+    });
+    Server::new(format!("http://{addr}"), origin, cache)
 }
 
 fn app(

@@ -3,3 +3,91 @@
 use cache_tests::actix_adapter::Actix;
 
 cache_tests::behaviour_suite!(Actix);
+
+use actix_web::{App, web};
+use cache_actix::{Cache, CacheMiddleware, CachePolicy, Clock, Policies};
+use cache_tests::{
+    Server,
+    actix_adapter::{handle, serve},
+    origin::Origin,
+};
+
+fn policy(ttl: &str) -> CachePolicy {
+    CachePolicy::builder().ttl(ttl).tag("plain:{id}").build().expect("a valid policy")
+}
+
+fn cache() -> Cache {
+    Cache::builder().clock(Clock::manual()).build().expect("a valid cache")
+}
+
+async fn cache_status(s: &Server, path: &str) -> String {
+    let r = s.get(path).send().await.expect("an answer");
+    let values: Vec<_> = r
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(values.len() <= 1, "one cache middleware answers: {values:?}");
+    values.into_iter().next().unwrap_or_default()
+}
+
+/// A scope-level middleware: a default policy, per-resource overrides by
+/// full pattern, and a resource left uncached.
+#[tokio::test]
+async fn scope_policy_with_resource_overrides() {
+    let (cache, origin) = (cache(), Origin::default());
+    let (c, o) = (cache.clone(), origin.clone());
+    let s = serve(
+        move || {
+            let table = CacheMiddleware::new(&c, policy("60s"))
+                .route("/plain/{id}", policy("1h"))
+                .route("/uncached", None);
+            App::new().app_data(web::Data::new(o.clone())).service(
+                web::scope("")
+                    .wrap(table)
+                    .route("/plain/{id}", web::get().to(handle))
+                    .route("/etag", web::get().to(handle))
+                    .route("/uncached", web::get().to(handle)),
+            )
+        },
+        origin,
+        cache,
+    );
+    cache_status(&s, "/plain/1").await;
+    assert_eq!(cache_status(&s, "/plain/1").await, "cache; hit; ttl=3600");
+    cache_status(&s, "/etag").await;
+    assert_eq!(cache_status(&s, "/etag").await, "cache; hit; ttl=60");
+    assert_eq!(cache_status(&s, "/uncached").await, "");
+    assert_eq!(cache_status(&s, "/uncached").await, "");
+    assert_eq!(s.origin.calls("/uncached"), 2);
+    // The override's tag template got the match_info parameter.
+    assert_eq!(s.cache.invalidator().tag("plain:1").await.unwrap(), 1);
+    assert_eq!(s.origin.calls("/plain/1"), 1);
+}
+
+/// An app-level middleware around a resource-level one: the outer serves,
+/// once; a scope without a default lets the resource's own policy apply.
+#[tokio::test]
+async fn nested_middleware_serves_once() {
+    let (cache, origin) = (cache(), Origin::default());
+    let (c, o) = (cache.clone(), origin.clone());
+    let s = serve(
+        move || {
+            App::new()
+                .app_data(web::Data::new(o.clone()))
+                .wrap(CacheMiddleware::new(&c, policy("60s")))
+                .service(web::resource("/plain/{id}").wrap(CacheMiddleware::new(&c, policy("1h"))).to(handle))
+                .service(
+                    web::scope("/api")
+                        .wrap(CacheMiddleware::new(&c, Policies::new(None)))
+                        .service(web::resource("/items/{id}").wrap(CacheMiddleware::new(&c, policy("2h"))).to(handle)),
+                )
+        },
+        origin,
+        cache,
+    );
+    assert_eq!(cache_status(&s, "/plain/2").await, "cache; fwd=uri-miss; fwd-status=200; stored");
+    assert_eq!(cache_status(&s, "/plain/2").await, "cache; hit; ttl=60");
+    assert_eq!(s.origin.calls("/plain/2"), 1);
+}

@@ -90,6 +90,7 @@ impl Cache {
             body
         };
         let mut response = Response::from_parts(parts, body);
+        response.extensions_mut().remove::<crate::RouteMatch>();
         add_vary(response.headers_mut(), &ex.policy.keyed_headers);
         decorate(response.headers_mut(), &self.inner.name, status);
         response
@@ -100,6 +101,7 @@ impl Cache {
     pub(crate) fn pass<B>(&self, response: Response<B>, status: Status, keyed: &[HeaderName]) -> Response<CacheBody<B>> {
         let (mut parts, body) = response.into_parts();
         parts.extensions.remove::<CacheHints>();
+        parts.extensions.remove::<crate::RouteMatch>();
         add_vary(&mut parts.headers, keyed);
         decorate(&mut parts.headers, &self.inner.name, status);
         Response::from_parts(parts, CacheBody::stream(body))

@@ -229,9 +229,10 @@ impl Cache {
         let request = Request::from_parts(ex.parts.clone(), body);
         let mut response = origin(request).await?;
         response.extensions_mut().remove::<crate::CacheHints>();
+        let routed = response.extensions_mut().remove::<RouteMatch>();
         let status = response.status();
         if status.is_success() || status.is_redirection() {
-            let mut tags = self.route_tags(&ex);
+            let mut tags = self.route_tags(&ex, routed.as_ref());
             tags.push(uri_tag(ex.key.uri()));
             if let Err(err) = self.invalidator().tags(tags).await {
                 self.log_store_error("invalidate", &err);

@@ -8,7 +8,7 @@ use super::{
     serve::{Exchange, uri_tag},
 };
 use crate::{
-    CacheHints, CachedEntry,
+    CacheHints, CachedEntry, RouteMatch,
     cache_control::CacheControl,
     cache_status::{CACHE_STATUS, X_CACHE},
     clock::duration_ms,
@@ -89,7 +89,7 @@ impl Cache {
         }
         super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
         let fresh_for = hints.ttl_override().unwrap_or_else(|| ex.policy.ttl_for(parts.status));
-        let mut tags = self.route_tags(ex);
+        let mut tags = self.route_tags(ex, parts.extensions.get::<RouteMatch>());
         tags.extend(hints.tags().iter().cloned());
         tags.push(uri_tag(ex.key.uri()));
         tags.sort_unstable();
@@ -103,15 +103,18 @@ impl Cache {
         entry
     }
 
-    /// The policy's tag templates rendered for this request.
-    pub(crate) fn route_tags(&self, ex: &Exchange<'_>) -> Vec<String> {
+    /// The policy's tag templates rendered for this request. `routed` is a
+    /// [`RouteMatch`] the adapter put in the response's extensions, for
+    /// frameworks that know the path parameters only once the request has
+    /// reached its handler; it takes precedence over the request's.
+    pub(crate) fn route_tags(&self, ex: &Exchange<'_>, routed: Option<&RouteMatch>) -> Vec<String> {
         let templates = &ex.policy.tags;
         if templates.is_empty() {
             return Vec::new();
         }
         let tenant = ex.policy.key.tenant(&ex.parts);
         let params = match templates.iter().any(TagTemplate::needs_params) {
-            true => ex.route.params(&ex.parts),
+            true => routed.unwrap_or(ex.route).params(&ex.parts),
             false => std::borrow::Cow::Borrowed(&[][..]),
         };
         let ctx = TagContext {
