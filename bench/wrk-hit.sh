@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Cached hits against the ceiling, side by side in one run, with wrk.
 #
+# FRAMEWORK=axum (default):
 #   ceiling     an axum handler returning the product's bytes from memory, no cache
 #   ceiling+h   the same, plus the headers a hit carries, as fixed values
 #   layer       the same handler behind a cache-axum layer (every request a hit)
 #   storefront  the storefront's cached GET /api/v1/products/42 (every request a hit)
+# FRAMEWORK=actix:
+#   ceiling     an actix-web handler returning the same bytes, no cache
+#   layer       the same handler behind cache-actix middleware
+#   storefront  storefront-actix's cached product route
 #
-# Each server runs on one core (taskset, one tokio worker) and wrk on the
-# other, so that they do not take turns on the same core. Rounds alternate
-# the contenders so that noise on this shared machine spreads over all of
+# Each server runs on one core (taskset, one worker) and wrk on the other,
+# so that they do not take turns on the same core. Rounds alternate the
+# contenders so that noise on this shared machine spreads over all of
 # them; the table shows the median requests/s and the server's CPU time per
 # request (user + system, from /proc), each with its ratio to the ceiling.
-# CPU per request is the steadier of the two on a shared machine.
-# Settings: DURATION (10s), CONNS (64), THREADS (1), ROUNDS (3).
+# Settings: FRAMEWORK, DURATION (10s), CONNS (64), THREADS (1), ROUNDS (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+FRAMEWORK=${FRAMEWORK:-axum}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-1}
@@ -26,7 +31,9 @@ PATH_42=/api/v1/products/42
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
-cargo build --release -q -p storefront -p bench
+packages=(-p storefront -p bench)
+[ "$FRAMEWORK" = actix ] && packages+=(-p storefront-actix)
+cargo build --release -q "${packages[@]}"
 
 work=$(mktemp -d)
 pids=()
@@ -45,41 +52,45 @@ wait_for() {
     exit 1
 }
 
-server() { TOKIO_WORKER_THREADS=1 exec taskset -c 0 "$@"; }
+declare -A pid_of urls
+names=()
+# start NAME PORT COMMAND...: a contender on core 0 with one worker thread.
+start() {
+    local name=$1 port=$2
+    shift 2
+    (TOKIO_WORKER_THREADS=1 exec taskset -c 0 "$@" >"$work/$name.log" 2>&1) &
+    pids+=($!)
+    pid_of[$name]=$!
+    urls[$name]="http://127.0.0.1:$port$PATH_42"
+    names+=("$name")
+    wait_for "${urls[$name]}"
+}
 
-(server target/release/storefront --listen 127.0.0.1:3000 >"$work/storefront.log" 2>&1) &
-pids+=($!)
-declare -A pid_of=([storefront]=$!)
-wait_for "http://127.0.0.1:3000$PATH_42"
-curl -sf -H "$TENANT_HEADER" "http://127.0.0.1:3000$PATH_42" >"$work/product.json"
+# The product's bytes, from the storefront itself.
+if [ "$FRAMEWORK" = axum ]; then
+    start storefront 3000 target/release/storefront --listen 127.0.0.1:3000
+    curl -sf -H "$TENANT_HEADER" "${urls[storefront]}" >"$work/product.json"
+    names=()
+    start ceiling 3100 target/release/ceiling --listen 127.0.0.1:3100 --body-file "$work/product.json"
+    start ceiling+h 3102 target/release/ceiling --listen 127.0.0.1:3102 --body-file "$work/product.json" --hit-headers
+    start layer 3101 target/release/ceiling --listen 127.0.0.1:3101 --body-file "$work/product.json" --cache
+    names+=(storefront)
+else
+    start storefront 3001 target/release/storefront-actix --listen 127.0.0.1:3001
+    curl -sf -H "$TENANT_HEADER" "${urls[storefront]}" >"$work/product.json"
+    names=()
+    start ceiling 3200 target/release/ceiling-actix --listen 127.0.0.1:3200 --body-file "$work/product.json"
+    start layer 3201 target/release/ceiling-actix --listen 127.0.0.1:3201 --body-file "$work/product.json" --cache
+    names+=(storefront)
+fi
 
-(server target/release/ceiling --listen 127.0.0.1:3100 --body-file "$work/product.json") &
-pids+=($!)
-pid_of[ceiling]=$!
-(server target/release/ceiling --listen 127.0.0.1:3101 --body-file "$work/product.json" --cache) &
-pids+=($!)
-pid_of[layer]=$!
-(server target/release/ceiling --listen 127.0.0.1:3102 --body-file "$work/product.json" --hit-headers) &
-pids+=($!)
-pid_of[ceiling+h]=$!
-wait_for "http://127.0.0.1:3100$PATH_42"
-wait_for "http://127.0.0.1:3102$PATH_42"
-wait_for "http://127.0.0.1:3101$PATH_42"
-
-for port in 3000 3101; do
-    status=$(curl -s -D - -o /dev/null -H "$TENANT_HEADER" "http://127.0.0.1:$port$PATH_42" | tr -d '\r' | grep -i '^x-cache:')
-    [ "$status" = "x-cache: HIT" ] || { echo "port $port is not serving hits: $status" >&2; exit 1; }
+for name in layer storefront; do
+    status=$(curl -s -D - -o /dev/null -H "$TENANT_HEADER" "${urls[$name]}" | tr -d '\r' | grep -i '^x-cache:')
+    [ "$status" = "x-cache: HIT" ] || { echo "$name is not serving hits: $status" >&2; exit 1; }
 done
-cmp -s "$work/product.json" <(curl -s -H "$TENANT_HEADER" "http://127.0.0.1:3100$PATH_42") || { echo "ceiling bytes differ" >&2; exit 1; }
+cmp -s "$work/product.json" <(curl -s -H "$TENANT_HEADER" "${urls[ceiling]}") || { echo "ceiling bytes differ" >&2; exit 1; }
 
-declare -A urls=(
-    [ceiling]="http://127.0.0.1:3100$PATH_42"
-    [ceiling+h]="http://127.0.0.1:3102$PATH_42"
-    [layer]="http://127.0.0.1:3101$PATH_42"
-    [storefront]="http://127.0.0.1:3000$PATH_42"
-)
-names=(ceiling ceiling+h layer storefront)
-echo "body $(wc -c <"$work/product.json") bytes; wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds, $(nproc) cores"
+echo "$FRAMEWORK: body $(wc -c <"$work/product.json") bytes; wrk -t$THREADS -c$CONNS -d$DURATION, $ROUNDS rounds, $(nproc) cores"
 # CPU time (user + system, in clock ticks) a server has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
