@@ -54,7 +54,18 @@ fn headers_to_actix(headers: &HeaderMap, actix: &mut ActixHeaders) {
 
 /// Gives the actix request the head the engine forwards to the origin
 /// (its method, and its headers without the client's conditionals).
+///
+/// The engine only removes headers and turns `HEAD` into `GET`, so a head
+/// with the same method and as many headers is left alone: most requests
+/// are forwarded untouched. Changing it needs the only reference to the
+/// request (actix panics otherwise, as for its own `NormalizePath`): an
+/// outer middleware must not keep a clone of the `HttpRequest` while it
+/// calls this one.
 pub(crate) fn apply_origin_head(req: &mut ServiceRequest, origin: &request::Parts) {
+    let same_method = req.head().method.as_str() == origin.method.as_str();
+    if same_method && req.head().headers.len() == origin.headers.len() {
+        return;
+    }
     let head = req.head_mut();
     if let Ok(method) = ActixMethod::from_bytes(origin.method.as_str().as_bytes()) {
         head.method = method;

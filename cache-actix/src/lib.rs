@@ -19,6 +19,12 @@
 //! policy's limit without buffering them, and keeps the wrapped service's
 //! errors.
 //!
+//! A conditional or `HEAD` request that misses is forwarded as a plain `GET`
+//! (the engine answers conditionals itself, and needs a whole response to
+//! store), which changes the request's head: like actix's `NormalizePath`,
+//! that needs the only reference to the request, so a middleware outside
+//! this one must not hold a clone of the `HttpRequest` while it calls in.
+//!
 //! # Example
 //!
 //! ```

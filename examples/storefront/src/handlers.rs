@@ -25,11 +25,7 @@ pub(crate) async fn list_products(
 ) -> ApiResult {
     let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let page = catalog.list_products(tenant.as_str(), &query).await?;
-    let hints = match query.category.as_deref().filter(|c| !c.is_empty()) {
-        Some(category) => CacheHints::new().tag(format!("category:{}:{category}", tenant.as_str())),
-        None => CacheHints::new(),
-    };
-    Ok((Extension(hints), json(&page)).into_response())
+    Ok((Extension(list_hints(tenant.as_str(), &query)), json(&page)).into_response())
 }
 
 /// `GET /api/v1/products/{id}`: one product, or `404`.
@@ -66,18 +62,27 @@ pub(crate) async fn categories(tenant: TenantId, State(catalog): State<Catalog>)
 
 /// Any other path.
 pub(crate) async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}", uri.path()))
+    no_route(uri.path())
 }
 
 /// A known path with a method it does not serve.
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    not_allowed()
+}
+
+/// The cache hints of a product list: tagged `category:{tenant}:{category}`
+/// when filtered by category.
+pub fn list_hints(tenant: &str, query: &ListQuery) -> CacheHints {
+    match query.category.as_deref().filter(|c| !c.is_empty()) {
+        Some(category) => CacheHints::new().tag(format!("category:{tenant}:{category}")),
+        None => CacheHints::new(),
+    }
 }
 
 /// Drops the product's entries and the tenant's lists, and the category
 /// counts when its category changed. A store failure is logged: the update
 /// is done, and the entries expire with their TTL.
-async fn invalidate_product(invalidator: &Invalidator, tenant: &str, id: u64, category_changed: bool) {
+pub async fn invalidate_product(invalidator: &Invalidator, tenant: &str, id: u64, category_changed: bool) {
     let mut tags = vec![format!("product:{tenant}:{id}"), format!("products:{tenant}")];
     if category_changed {
         tags.push(format!("categories:{tenant}"));
@@ -93,12 +98,27 @@ async fn invalidate_product(invalidator: &Invalidator, tenant: &str, id: u64, ca
 }
 
 fn product_id(id: Result<Path<u64>, PathRejection>) -> Result<u64, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|_| ApiError::bad_request("product id must be a whole number"))
+    id.map(|Path(id)| id).map_err(|_| bad_product_id())
 }
 
-fn no_product(id: u64) -> ApiError {
+/// `400`: the `{id}` of a product path is not a whole number.
+pub fn bad_product_id() -> ApiError {
+    ApiError::bad_request("product id must be a whole number")
+}
+
+/// `404`: the tenant has no product `id`.
+pub fn no_product(id: u64) -> ApiError {
     ApiError::not_found(format!("no product with id {id}"))
+}
+
+/// `404`: no route for `path`.
+pub fn no_route(path: &str) -> ApiError {
+    ApiError::not_found(format!("no route for {path}"))
+}
+
+/// `405`: a known path with a method it does not serve.
+pub fn not_allowed() -> ApiError {
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
 /// `value` as a JSON response. The cache layer adds `Vary: x-tenant-id`,

@@ -48,7 +48,9 @@ use catalog::Catalog;
 
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES};
 pub use error::{ApiError, StorefrontError};
-pub use routes::{CATEGORIES, PRODUCT, PRODUCTS};
+// Framework-neutral pieces, shared with the actix-web storefront.
+pub use handlers::{bad_product_id, invalidate_product, list_hints, no_product, no_route, not_allowed};
+pub use routes::{CATEGORIES, PRODUCT, PRODUCTS, index_page};
 pub use tenant::{TENANT_HEADER, TenantId};
 
 /// The name of the cache in `Cache-Status` headers.
@@ -72,11 +74,23 @@ pub struct App {
 ///
 /// The catalog could not be opened, or the cache not configured.
 pub fn app(config: &Config) -> Result<App, StorefrontError> {
+    let (catalog, cache) = build(config)?;
+    let router = app_with_cache(catalog.clone(), cache.clone());
+    Ok(App { router, cache, catalog })
+}
+
+/// Opens the catalog and builds the response cache (named [`CACHE_NAME`],
+/// on a moka store of `config.cache_capacity_bytes`) that an app serves
+/// from; `config.listen` is not used.
+///
+/// # Errors
+///
+/// The catalog could not be opened, or the cache not configured.
+pub fn build(config: &Config) -> Result<(Catalog, Cache), StorefrontError> {
     let catalog = Catalog::open(config.products_per_tenant)?.with_latency(config.db_latency);
     let store = MokaStore::builder().max_capacity(config.cache_capacity_bytes).build();
     let cache = Cache::builder().name(CACHE_NAME).store(store).build()?;
-    let router = app_with_cache(catalog.clone(), cache.clone());
-    Ok(App { router, cache, catalog })
+    Ok((catalog, cache))
 }
 
 /// The router over `catalog`, caching in `cache`: for tests that bring

@@ -44,6 +44,11 @@ pub(crate) fn router(catalog: Catalog, cache: &Cache) -> Router {
 /// `GET /`: what there is to try, with this server's address filled in.
 async fn index(headers: HeaderMap) -> String {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:3000");
+    index_page(host)
+}
+
+/// The text of `GET /`, with `host` in its example URLs.
+pub fn index_page(host: &str) -> String {
     INDEX.replace("HOST", host)
 }
 

@@ -21,16 +21,14 @@ impl TenantId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
 
-impl<S: Send + Sync> FromRequestParts<S> for TenantId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(TENANT_HEADER) else {
+    /// The tenant named by the value of an `X-Tenant-ID` header (`None`:
+    /// no such header); `400` for a missing or unknown tenant.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Self, ApiError> {
+        let Some(value) = value else {
             return Err(ApiError::bad_request("missing X-Tenant-ID header"));
         };
-        let known = catalog::TENANTS.iter().find(|tenant| tenant.as_bytes() == value.as_bytes());
+        let known = catalog::TENANTS.iter().find(|tenant| tenant.as_bytes() == value);
         match known {
             Some(tenant) => Ok(TenantId((*tenant).to_owned())),
             None => Err(ApiError::bad_request(format!(
@@ -38,5 +36,13 @@ impl<S: Send + Sync> FromRequestParts<S> for TenantId {
                 catalog::TENANTS.join(", ")
             ))),
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Self::from_header(parts.headers.get(TENANT_HEADER).map(|value| value.as_bytes()))
     }
 }
