@@ -15,6 +15,7 @@ pub mod origin;
 pub mod server;
 pub mod stores;
 pub mod suite;
+pub mod support;
 
 pub use server::{Adapter, Server};
 

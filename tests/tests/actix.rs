@@ -1,42 +1,21 @@
-//! The behaviour suite through the actix-web adapter.
-
-use cache_tests::actix_adapter::Actix;
-
-cache_tests::behaviour_suite!(Actix);
+//! The behaviour suite through the actix-web adapter, and what only actix
+//! has: scope and app-level middleware with per-resource policies.
 
 use actix_web::{App, web};
-use cache_actix::{Cache, CacheMiddleware, CachePolicy, Clock, Policies};
+use cache_actix::{CacheMiddleware, Policies};
 use cache_tests::{
-    Server,
-    actix_adapter::{handle, serve},
+    actix_adapter::{Actix, handle, serve},
     origin::Origin,
+    support::{cache_status, manual_cache, policy},
 };
 
-fn policy(ttl: &str) -> CachePolicy {
-    CachePolicy::builder().ttl(ttl).tag("plain:{id}").build().expect("a valid policy")
-}
-
-fn cache() -> Cache {
-    Cache::builder().clock(Clock::manual()).build().expect("a valid cache")
-}
-
-async fn cache_status(s: &Server, path: &str) -> String {
-    let r = s.get(path).send().await.expect("an answer");
-    let values: Vec<_> = r
-        .headers()
-        .get_all("cache-status")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    assert!(values.len() <= 1, "one cache middleware answers: {values:?}");
-    values.into_iter().next().unwrap_or_default()
-}
+cache_tests::behaviour_suite!(Actix);
 
 /// A scope-level middleware: a default policy, per-resource overrides by
 /// full pattern, and a resource left uncached.
 #[tokio::test]
 async fn scope_policy_with_resource_overrides() {
-    let (cache, origin) = (cache(), Origin::default());
+    let (cache, origin) = (manual_cache(), Origin::default());
     let (c, o) = (cache.clone(), origin.clone());
     let s = serve(
         move || {
@@ -70,7 +49,7 @@ async fn scope_policy_with_resource_overrides() {
 /// once; a scope without a default lets the resource's own policy apply.
 #[tokio::test]
 async fn nested_middleware_serves_once() {
-    let (cache, origin) = (cache(), Origin::default());
+    let (cache, origin) = (manual_cache(), Origin::default());
     let (c, o) = (cache.clone(), origin.clone());
     let s = serve(
         move || {

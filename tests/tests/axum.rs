@@ -2,36 +2,21 @@
 //! a router-wide layer with per-route policies.
 
 use axum::{Router, routing::any};
-use cache_axum::{Cache, CacheLayer, CachePolicy, Clock};
+use cache_axum::{Cache, CacheLayer};
 use cache_tests::{
     Server,
     axum_adapter::{Axum, handle, serve},
     origin::Origin,
+    support::{cache_status, manual_cache, policy},
 };
 
 cache_tests::behaviour_suite!(Axum);
 
-fn policy(ttl: &str) -> CachePolicy {
-    CachePolicy::builder().ttl(ttl).tag("plain:{id}").build().expect("a valid policy")
-}
-
 async fn start(layer: impl FnOnce(&Cache) -> Router<Origin>) -> Server {
-    let cache = Cache::builder().clock(Clock::manual()).build().expect("a valid cache");
+    let cache = manual_cache();
     let origin = Origin::default();
     let router = layer(&cache).with_state(origin.clone());
     serve(router, origin, cache).await
-}
-
-async fn cache_status(s: &Server, path: &str) -> String {
-    let r = s.get(path).send().await.expect("an answer");
-    let values: Vec<_> = r
-        .headers()
-        .get_all("cache-status")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    assert!(values.len() <= 1, "one cache layer answers: {values:?}");
-    values.into_iter().next().unwrap_or_default()
 }
 
 /// One layer on the router: a default policy, per-route overrides by

@@ -29,6 +29,19 @@ pub(crate) struct Exchange<'a> {
     pub(crate) shared: bool,
 }
 
+impl<'a> Exchange<'a> {
+    fn new(policy: &'a PolicyInner, route: &'a RouteMatch, parts: Parts, shared: bool) -> Self {
+        let key = policy.key.build(&parts);
+        Exchange {
+            policy,
+            route,
+            parts,
+            key,
+            shared,
+        }
+    }
+}
+
 /// How the engine treats a request, before any lookup.
 enum Class {
     /// `GET`/`HEAD` served through the cache.
@@ -103,25 +116,11 @@ impl Cache {
             }
             Class::Unsafe => self.serve_unsafe(policy, route, parts, body, origin).await,
             Class::StoreOnly => {
-                let key = policy.key.build(&parts);
-                let ex = Exchange {
-                    policy,
-                    route,
-                    parts,
-                    key,
-                    shared: false,
-                };
+                let ex = Exchange::new(policy, route, parts, false);
                 self.fetch(&ex, None, body, origin, Fwd::Bypass).await
             }
             Class::Cacheable => {
-                let key = policy.key.build(&parts);
-                let ex = Exchange {
-                    policy,
-                    route,
-                    parts,
-                    key,
-                    shared: true,
-                };
+                let ex = Exchange::new(policy, route, parts, true);
                 self.serve_cacheable(&ex, body, origin).await
             }
         }
@@ -218,14 +217,7 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let key = policy.key.build(&parts);
-        let ex = Exchange {
-            policy,
-            route,
-            parts,
-            key,
-            shared: true,
-        };
+        let ex = Exchange::new(policy, route, parts, true);
         let request = Request::from_parts(ex.parts.clone(), body);
         let mut response = origin(request).await?;
         response.extensions_mut().remove::<crate::CacheHints>();

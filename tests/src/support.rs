@@ -1,0 +1,29 @@
+//! Small helpers shared by the adapter-specific tests.
+
+use cache_core::{Cache, CachePolicy, Clock};
+
+use crate::Server;
+
+/// A policy with `ttl` and the tag `plain:{id}`.
+pub fn policy(ttl: &str) -> CachePolicy {
+    CachePolicy::builder().ttl(ttl).tag("plain:{id}").build().expect("a valid policy")
+}
+
+/// A cache on the default store with a manual clock.
+pub fn manual_cache() -> Cache {
+    Cache::builder().clock(Clock::manual()).build().expect("a valid cache")
+}
+
+/// The `Cache-Status` of a GET of `path`, checking that at most one cache
+/// layer answered.
+pub async fn cache_status(s: &Server, path: &str) -> String {
+    let r = s.get(path).send().await.expect("an answer");
+    let values: Vec<_> = r
+        .headers()
+        .get_all("cache-status")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII").to_owned())
+        .collect();
+    assert!(values.len() <= 1, "one cache layer answers: {values:?}");
+    values.into_iter().next().unwrap_or_default()
+}
