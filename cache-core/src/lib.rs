@@ -79,6 +79,7 @@
 //! # Feature flags
 //!
 //! - `moka` (default): the embedded [`MokaStore`].
+//! - `redis`: [`RedisStore`], a store shared by every instance.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
@@ -120,5 +121,8 @@ pub use store::Store;
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
 pub use store::{MokaStore, MokaStoreBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{RedisStore, RedisStoreBuilder};
 pub use tags::TagTemplate;
 pub use ttl::Ttl;

@@ -12,6 +12,7 @@ pub mod actix_adapter;
 pub mod axum_adapter;
 pub mod conformance;
 pub mod origin;
+pub mod redis_server;
 pub mod server;
 pub mod stores;
 pub mod suite;

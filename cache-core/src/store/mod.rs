@@ -8,6 +8,7 @@
 //! # Feature flags
 //!
 //! - `moka` (default): [`MokaStore`], in memory, weighed by bytes.
+//! - `redis`: [`RedisStore`], shared by every instance of an application.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -15,9 +16,14 @@ use crate::{CachedEntry, error::StoreError};
 
 #[cfg(feature = "moka")]
 mod moka;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
 pub use self::moka::{DEFAULT_CAPACITY_BYTES, MokaStore, MokaStoreBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, RedisStore, RedisStoreBuilder};
 
 /// A cache store.
 ///
