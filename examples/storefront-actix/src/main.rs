@@ -1,14 +1,12 @@
 //! The storefront on actix-web: `cargo run --release -p storefront-actix -- --listen 127.0.0.1:3001 --db-latency 35ms`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use actix_web::HttpServer;
-use cache_actix::Ttl;
 use clap::Parser;
-use storefront_actix::{Config, DEFAULT_LISTEN, app, build, default_config};
-use tracing_subscriber::EnvFilter;
+use storefront::cli::{Options, init_tracing};
+use storefront_actix::{Config, DEFAULT_LISTEN, app, build};
 
 /// A multi-tenant catalog API on actix-web behind an HTTP response cache.
 #[derive(Debug, Parser)]
@@ -17,34 +15,15 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Delay added to every database query, like `35ms` (a networked database).
-    #[arg(long, default_value = "0ms")]
-    db_latency: Ttl,
-    /// Products seeded per tenant [default: 4000].
-    #[arg(long)]
-    products_per_tenant: Option<u64>,
-    /// Capacity of the response cache in bytes [default: 256 MiB].
-    #[arg(long)]
-    cache_capacity: Option<u64>,
-}
-
-impl Args {
-    fn config(&self) -> Config {
-        let defaults = default_config();
-        Config {
-            listen: self.listen,
-            db_latency: self.db_latency.as_duration(),
-            products_per_tenant: self.products_per_tenant.unwrap_or(defaults.products_per_tenant),
-            cache_capacity_bytes: self.cache_capacity.unwrap_or(defaults.cache_capacity_bytes),
-        }
-    }
+    #[command(flatten)]
+    options: Options,
 }
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing();
-    match run(&args.config()).await {
+    match run(&args.options.config(args.listen)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = &*error, "storefront-actix failed");
@@ -65,17 +44,6 @@ async fn run(config: &Config) -> Result<(), Box<dyn std::error::Error + Send + S
     server.run().await?;
     tracing::info!(queries = catalog.queries(), "storefront-actix stopped");
     Ok(())
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
 }
 
 /// The address, then the index page: the routes and commands to try.

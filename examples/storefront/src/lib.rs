@@ -33,6 +33,7 @@
 //!
 //! Run the binary with `cargo run --release -p storefront -- --db-latency 35ms`.
 
+pub mod cli;
 mod config;
 mod error;
 mod handlers;

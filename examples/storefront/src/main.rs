@@ -1,13 +1,11 @@
 //! The storefront server: `cargo run --release -p storefront -- --listen 127.0.0.1:3000 --db-latency 35ms`.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use cache_axum::Ttl;
 use clap::Parser;
+use storefront::cli::{Options, init_tracing};
 use storefront::{Config, serve_with_shutdown};
-use tracing_subscriber::EnvFilter;
 
 /// A multi-tenant catalog API behind an HTTP response cache.
 #[derive(Debug, Parser)]
@@ -16,34 +14,15 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
-    /// Delay added to every database query, like `35ms` (a networked database).
-    #[arg(long, default_value = "0ms")]
-    db_latency: Ttl,
-    /// Products seeded per tenant [default: 4000].
-    #[arg(long)]
-    products_per_tenant: Option<u64>,
-    /// Capacity of the response cache in bytes [default: 256 MiB].
-    #[arg(long)]
-    cache_capacity: Option<u64>,
-}
-
-impl Args {
-    fn config(&self) -> Config {
-        let defaults = Config::default();
-        Config {
-            listen: self.listen,
-            db_latency: self.db_latency.as_duration(),
-            products_per_tenant: self.products_per_tenant.unwrap_or(defaults.products_per_tenant),
-            cache_capacity_bytes: self.cache_capacity.unwrap_or(defaults.cache_capacity_bytes),
-        }
-    }
+    #[command(flatten)]
+    options: Options,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing();
-    match run(&args.config()).await {
+    match run(&args.options.config(args.listen)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = &*error, "storefront failed");
@@ -61,17 +40,6 @@ async fn run(config: &Config) -> Result<(), Box<dyn std::error::Error + Send + S
     serve_with_shutdown(listener, app.router, shutdown_signal()).await?;
     tracing::info!(queries = app.catalog.queries(), "storefront stopped");
     Ok(())
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
 }
 
 /// Completes on Ctrl-C. If the handler cannot be installed, never completes.
