@@ -19,6 +19,9 @@ pub enum StoreError {
         /// The operation that timed out.
         operation: &'static str,
     },
+    /// The store is not connected yet (it connects in the background).
+    #[error("store not connected yet")]
+    Unavailable,
     /// The store's backend failed (connection, protocol, server error).
     #[error("store backend failed")]
     Backend(#[source] BoxError),

@@ -33,7 +33,16 @@ impl RedisServer {
     ///
     /// As [`RedisServer::start`].
     pub fn start_with(args: &[&str]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), args)
+    }
+
+    /// A `redis-server` on `port`, such as one an application was told to
+    /// use before it was there.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start`].
+    pub fn start_on(port: u16, args: &[&str]) -> Self {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -72,7 +81,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
     listener.local_addr().expect("a bound listener has an address").port()
 }

@@ -1,7 +1,15 @@
 //! The store conformance suite against every store.
 
 use cache_core::{Cache, Clock, MokaStore, RedisStore, Store};
-use cache_tests::{Adapter, axum_adapter::Axum, conformance, origin::Origin, redis_server::RedisServer};
+use std::time::Duration;
+
+use cache_tests::{
+    Adapter,
+    axum_adapter::Axum,
+    conformance,
+    origin::Origin,
+    redis_server::{RedisServer, free_port},
+};
 
 #[tokio::test]
 async fn moka_store_conforms() {
@@ -63,4 +71,34 @@ async fn redis_store_is_shared_by_instances() {
     // A tag invalidated on one instance is gone for the other.
     assert_eq!(instances[1].cache.invalidator().tag("plain:1").await.unwrap(), 1);
     assert_eq!(instances[0].get("/plain/1").send().await.unwrap().headers()["x-cache"], "MISS");
+}
+
+/// An application whose Redis is not there at start serves every request
+/// from its origin, and caches once Redis comes up.
+#[tokio::test]
+async fn redis_absent_at_start_serves_from_the_origin() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = RedisStore::builder(url).connect_lazy().expect("a valid URL");
+    let cache = Cache::builder().store(store).clock(Clock::manual()).build().expect("a valid cache");
+    let app = Axum::start(cache, Origin::default()).await;
+    for _ in 0..2 {
+        let r = app.get("/plain/1").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-status"], "cache; fwd=uri-miss; fwd-status=200");
+        assert_eq!(r.text().await.unwrap(), "/plain/1 v0");
+    }
+    assert_eq!(app.origin.calls("/plain/1"), 2);
+
+    let _server = RedisServer::start_on(port, &[]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.get("/plain/1").send().await.unwrap();
+        if r.headers()["cache-status"].to_str().unwrap().ends_with("stored") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the store never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.get("/plain/1").send().await.unwrap().headers()["x-cache"], "HIT");
 }

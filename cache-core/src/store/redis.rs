@@ -1,6 +1,10 @@
 //! A shared store on Redis.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use redis::{AsyncCommands, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
@@ -70,9 +74,14 @@ return n
 /// This version speaks to one Redis server (`redis://`); the URL may carry
 /// an ACL user, a password and a database number, which never appear in
 /// `Debug` output.
+///
+/// [`RedisStoreBuilder::connect`] waits for the first connection;
+/// [`RedisStoreBuilder::connect_lazy`] returns at once and connects in the
+/// background, so that an application starts and serves from its origin
+/// while Redis is down.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Arc<OnceLock<ConnectionManager>>,
     prefix: Arc<str>,
     put: Arc<Script>,
     invalidate: Arc<Script>,
@@ -117,6 +126,11 @@ impl RedisStore {
         }
     }
 
+    /// The connection, once there is one.
+    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        self.conn.get().cloned().ok_or(StoreError::Unavailable)
+    }
+
     fn entry_key(&self, key: &str) -> String {
         format!("{}e:{key}", self.prefix)
     }
@@ -150,29 +164,68 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects.
+    /// Connects, waiting for the first connection.
     ///
     /// # Errors
     ///
     /// An invalid URL, or a server that cannot be reached in time.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let (client, config, store) = self.parts()?;
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(StoreError::backend)?;
+        // A fresh cell: it takes the connection.
+        let _ = store.conn.set(conn);
+        Ok(store)
+    }
+
+    /// Returns at once and connects in the background, retrying until the
+    /// server answers. Until then every operation fails with
+    /// [`StoreError::Unavailable`], which the engine treats like any store
+    /// failure: requests are served by the origin.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL, or no tokio runtime to connect from.
+    pub fn connect_lazy(self) -> Result<RedisStore, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::backend)?;
+        let (client, config, store) = self.parts()?;
+        let cell = Arc::clone(&store.conn);
+        let server = Arc::clone(&store.server);
+        runtime.spawn(async move {
+            let mut delay = Duration::from_millis(50);
+            loop {
+                match client.get_connection_manager_with_config(config.clone()).await {
+                    Ok(conn) => {
+                        let _ = cell.set(conn);
+                        tracing::info!(%server, "redis store connected");
+                        return;
+                    }
+                    Err(err) => tracing::warn!(%server, error = %err, "redis store not reachable yet; serving from the origin"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        });
+        Ok(store)
+    }
+
+    fn parts(self) -> Result<(Client, ConnectionManagerConfig, RedisStore), StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::backend)?;
         let info = client.get_connection_info();
         let server = format!("{}/{}", info.addr(), info.redis_settings().db());
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(RedisStore {
-            conn,
+        let store = RedisStore {
+            conn: Arc::new(OnceLock::new()),
             prefix: self.prefix.into(),
             put: Arc::new(Script::new(PUT)),
             invalidate: Arc::new(Script::new(INVALIDATE_TAGS)),
             server: server.into(),
-        })
+        };
+        Ok((client, config, store))
     }
 }
 
@@ -194,7 +247,7 @@ fn glob_escape(prefix: &str) -> String {
 
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let bytes: Option<Vec<u8>> = conn.get(self.entry_key(key)).await.map_err(StoreError::backend)?;
         let Some(bytes) = bytes else { return Ok(None) };
         match codec::decode(Bytes::from(bytes)) {
@@ -207,7 +260,7 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut invocation = self.put.key(self.entry_key(key));
         invocation
             .key(self.own_key(key))
@@ -222,7 +275,7 @@ impl Store for RedisStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let (dropped, _): (u64, u64) = redis::pipe()
             .del(self.entry_key(key))
             .del(self.own_key(key))
@@ -236,7 +289,7 @@ impl Store for RedisStore {
         if tags.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let mut invocation = self.invalidate.key(self.tag_key(&tags[0]));
         for tag in &tags[1..] {
             invocation.key(self.tag_key(tag));
@@ -246,7 +299,7 @@ impl Store for RedisStore {
     }
 
     async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let pattern = format!("{}*", glob_escape(&self.entry_key(prefix)));
         let mut cursor: u64 = 0;
         let mut dropped = 0;
