@@ -78,9 +78,9 @@ struct Served;
 /// A hit on an in-process store is answered at once
 /// ([`Cache::serve_now`](cache_core::Cache::serve_now)); other requests with
 /// a policy go through [`Cache::serve`](cache_core::Cache::serve), which
-/// calls the wrapped service at most once. Every request gets an
-/// [`Invalidator`] request extension (`web::ReqData<Invalidator>` in
-/// handlers). Errors of the wrapped service pass through unchanged.
+/// calls the wrapped service at most once. Every request that reaches the
+/// wrapped service gets an [`Invalidator`] request extension
+/// (`web::ReqData<Invalidator>` in handlers). Errors of the wrapped service pass through unchanged.
 #[derive(Debug)]
 pub struct CacheService<S> {
     inner: Rc<S>,
@@ -101,12 +101,12 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        if req.extensions().get::<Invalidator>().is_none() {
-            req.extensions_mut().insert(self.layer.cache.invalidator());
-        }
+        let policies = &self.layer.policies;
         let policy = match req.extensions().get::<Served>() {
             Some(_) => None,
-            None => self.layer.policies.resolve(req.match_pattern().as_deref()).cloned(),
+            // The pattern costs an allocation: only read it when it matters.
+            None if policies.by_route() => policies.resolve(req.match_pattern().as_deref()).cloned(),
+            None => policies.resolve(None).cloned(),
         };
         let (Some(policy), Some(parts)) = (policy, request_parts(&req)) else {
             return self.passthrough(req);
@@ -118,6 +118,7 @@ where
         req.extensions_mut().insert(Served);
         let inner = Rc::clone(&self.inner);
         let cache = self.layer.cache.clone();
+        let cache_for_handlers = cache.clone();
         // The request goes to the origin, if the engine calls it, and comes
         // back with the origin's response; either way it ends up here to
         // build the response. (Its head can only be changed while no other
@@ -130,6 +131,7 @@ where
                     unreachable!("the engine calls the origin at most once");
                 };
                 apply_origin_head(&mut req, &forwarded.into_parts().0);
+                insert_invalidator(&req, &cache_for_handlers);
                 let (http_request, response) = inner.call(req).await?.into_parts();
                 // Routing inside the wrapped service filled in the path
                 // parameters: hand them to the engine for tag templates.
@@ -166,8 +168,18 @@ impl<S> CacheService<S> {
         S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
         B: MessageBody + 'static,
     {
+        insert_invalidator(&req, &self.layer.cache);
         let future = self.inner.call(req);
         Box::pin(async move { future.await.map(ServiceResponse::map_into_left_body) })
+    }
+}
+
+/// Gives handlers an [`Invalidator`], unless a middleware further out
+/// already did. Only requests that reach the wrapped service get one: a hit
+/// does not pay for it.
+fn insert_invalidator(req: &ServiceRequest, cache: &Cache) {
+    if req.extensions().get::<Invalidator>().is_none() {
+        req.extensions_mut().insert(cache.invalidator());
     }
 }
 

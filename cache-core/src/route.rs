@@ -101,9 +101,15 @@ impl Policies {
         self
     }
 
+    /// Whether some route has its own policy, so that resolving needs the
+    /// request's route pattern (adapters skip computing it otherwise).
+    pub fn by_route(&self) -> bool {
+        !self.routes.is_empty()
+    }
+
     /// The policy for a request that matched `pattern`.
     pub fn resolve(&self, pattern: Option<&str>) -> Option<&CachePolicy> {
-        if self.routes.is_empty() {
+        if !self.by_route() {
             return self.default.as_ref();
         }
         match pattern.and_then(|p| self.routes.get(p)) {

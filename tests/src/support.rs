@@ -27,3 +27,19 @@ pub async fn cache_status(s: &Server, path: &str) -> String {
     assert!(values.len() <= 1, "one cache layer answers: {values:?}");
     values.into_iter().next().unwrap_or_default()
 }
+
+/// Checks an app whose one cache layer has a default TTL of 60 s, an
+/// override of 1 h for `/plain/{id}` (tag `plain:{id}`), and no policy for
+/// `/uncached`; `/etag` uses the default.
+pub async fn assert_route_overrides(s: &Server) {
+    cache_status(s, "/plain/1").await;
+    assert_eq!(cache_status(s, "/plain/1").await, "cache; hit; ttl=3600");
+    cache_status(s, "/etag").await;
+    assert_eq!(cache_status(s, "/etag").await, "cache; hit; ttl=60");
+    assert_eq!(cache_status(s, "/uncached").await, "");
+    assert_eq!(cache_status(s, "/uncached").await, "");
+    assert_eq!(s.origin.calls("/uncached"), 2);
+    // The override's tag template got the path parameter.
+    assert_eq!(s.cache.invalidator().tag("plain:1").await.expect("the store invalidates"), 1);
+    assert_eq!(s.origin.calls("/plain/1"), 1);
+}

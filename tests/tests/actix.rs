@@ -6,7 +6,7 @@ use cache_actix::{CacheMiddleware, Policies};
 use cache_tests::{
     actix_adapter::{Actix, handle, serve},
     origin::Origin,
-    support::{cache_status, manual_cache, policy},
+    support::{assert_route_overrides, cache_status, manual_cache, policy},
 };
 
 cache_tests::behaviour_suite!(Actix);
@@ -33,16 +33,7 @@ async fn scope_policy_with_resource_overrides() {
         origin,
         cache,
     );
-    cache_status(&s, "/plain/1").await;
-    assert_eq!(cache_status(&s, "/plain/1").await, "cache; hit; ttl=3600");
-    cache_status(&s, "/etag").await;
-    assert_eq!(cache_status(&s, "/etag").await, "cache; hit; ttl=60");
-    assert_eq!(cache_status(&s, "/uncached").await, "");
-    assert_eq!(cache_status(&s, "/uncached").await, "");
-    assert_eq!(s.origin.calls("/uncached"), 2);
-    // The override's tag template got the match_info parameter.
-    assert_eq!(s.cache.invalidator().tag("plain:1").await.unwrap(), 1);
-    assert_eq!(s.origin.calls("/plain/1"), 1);
+    assert_route_overrides(&s).await;
 }
 
 /// An app-level middleware around a resource-level one: the outer serves,

@@ -7,7 +7,7 @@ use cache_tests::{
     Server,
     axum_adapter::{Axum, handle, serve},
     origin::Origin,
-    support::{cache_status, manual_cache, policy},
+    support::{assert_route_overrides, cache_status, manual_cache, policy},
 };
 
 cache_tests::behaviour_suite!(Axum);
@@ -34,16 +34,7 @@ async fn router_wide_layer_with_route_overrides() {
             .layer(layer)
     })
     .await;
-    cache_status(&s, "/plain/1").await;
-    assert_eq!(cache_status(&s, "/plain/1").await, "cache; hit; ttl=3600");
-    cache_status(&s, "/etag").await;
-    assert_eq!(cache_status(&s, "/etag").await, "cache; hit; ttl=60");
-    assert_eq!(cache_status(&s, "/uncached").await, "");
-    assert_eq!(cache_status(&s, "/uncached").await, "");
-    assert_eq!(s.origin.calls("/uncached"), 2);
-    // The override's tag template got the path parameter.
-    assert_eq!(s.cache.invalidator().tag("plain:1").await.unwrap(), 1);
-    assert_eq!(s.origin.calls("/plain/1"), 1);
+    assert_route_overrides(&s).await;
 }
 
 /// A request that passes two cache layers is served by the outer one only:
