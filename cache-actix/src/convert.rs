@@ -28,7 +28,7 @@ pub(crate) fn request_parts(req: &ServiceRequest) -> Option<request::Parts> {
     Some(parts)
 }
 
-fn headers_to_http(actix: &ActixHeaders) -> HeaderMap {
+pub(crate) fn headers_to_http(actix: &ActixHeaders) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(actix.len());
     for (name, value) in actix.iter() {
         if let (Ok(name), Ok(value)) = (
@@ -41,7 +41,7 @@ fn headers_to_http(actix: &ActixHeaders) -> HeaderMap {
     headers
 }
 
-fn headers_to_actix(headers: &HeaderMap, actix: &mut ActixHeaders) {
+pub(crate) fn headers_to_actix(headers: &HeaderMap, actix: &mut ActixHeaders) {
     for (name, value) in headers {
         if let (Ok(name), Ok(value)) = (
             ActixName::from_bytes(name.as_str().as_bytes()),

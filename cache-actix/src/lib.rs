@@ -25,6 +25,10 @@
 //! that needs the only reference to the request, so a middleware outside
 //! this one must not hold a clone of the `HttpRequest` while it calls in.
 //!
+//! The [`purge`] module mounts the purge API: `POST /purge` with a JSON
+//! body of tags, keys and prefixes, and `PURGE <url>` on any route, behind
+//! a bearer token.
+//!
 //! # Example
 //!
 //! ```
@@ -63,6 +67,7 @@
 mod body;
 mod convert;
 mod middleware;
+pub mod purge;
 
 pub use body::{CachedBody, CachedBodyError, OriginBody, OriginBodyError};
 pub use cache_core::{

@@ -11,6 +11,10 @@
 //! Build one [`Cache`] per application and make every layer from it, so
 //! that they share one store.
 //!
+//! The [`purge`] module mounts the purge API: `POST /purge` with a JSON
+//! body of tags, keys and prefixes, and `PURGE <url>` on any route, behind
+//! a bearer token.
+//!
 //! # Example
 //!
 //! ```
@@ -46,6 +50,8 @@
 //! - `moka` (default): the embedded store, [`MokaStore`].
 //!
 //! [axum]: https://docs.rs/axum
+
+pub mod purge;
 
 use std::fmt;
 

@@ -13,8 +13,14 @@ impl CacheControl {
     /// Parses every `Cache-Control` field in `headers`. Malformed elements
     /// are skipped; parsing never fails.
     pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self::from_field(headers, &header::CACHE_CONTROL)
+    }
+
+    /// Parses every field `name` in `headers` with the `Cache-Control`
+    /// syntax, such as `CDN-Cache-Control` (RFC 9213).
+    pub fn from_field(headers: &HeaderMap, name: &http::HeaderName) -> Self {
         let mut directives = Vec::new();
-        for value in headers.get_all(header::CACHE_CONTROL) {
+        for value in headers.get_all(name) {
             let Ok(text) = value.to_str() else { continue };
             parse_into(text, &mut directives);
         }

@@ -22,6 +22,9 @@ pub(crate) enum Fwd {
     VaryMiss,
     /// The stored response was stale.
     Stale,
+    /// The request's own directives (`no-cache`, `max-age`, `min-fresh`)
+    /// did not accept the stored response.
+    Request,
 }
 
 impl Fwd {
@@ -32,6 +35,7 @@ impl Fwd {
             Fwd::UriMiss => "uri-miss",
             Fwd::VaryMiss => "vary-miss",
             Fwd::Stale => "stale",
+            Fwd::Request => "request",
         }
     }
 }
@@ -42,13 +46,15 @@ pub(crate) struct Status {
     /// `None` for a hit.
     pub(crate) fwd: Option<Fwd>,
     pub(crate) fwd_status: Option<u16>,
-    pub(crate) ttl: Option<u64>,
+    /// Remaining freshness of the entry served, in seconds; negative when
+    /// a stale entry was served (RFC 9211 §2.4).
+    pub(crate) ttl: Option<i64>,
     pub(crate) stored: bool,
     pub(crate) collapsed: bool,
 }
 
 impl Status {
-    pub(crate) fn hit(ttl: u64) -> Self {
+    pub(crate) fn hit(ttl: i64) -> Self {
         Status {
             fwd: None,
             fwd_status: None,
@@ -95,10 +101,13 @@ impl Status {
 
     /// `X-Cache: HIT|MISS|STALE|BYPASS`.
     pub(crate) fn x_cache(&self) -> HeaderValue {
+        if self.ttl.is_some_and(|ttl| ttl < 0) {
+            return HeaderValue::from_static("STALE");
+        }
         HeaderValue::from_static(match self.fwd {
             None => "HIT",
             Some(Fwd::Bypass | Fwd::Method) => "BYPASS",
-            Some(Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale) => "MISS",
+            Some(Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale | Fwd::Request) => "MISS",
         })
     }
 }
@@ -120,5 +129,12 @@ mod tests {
         assert_eq!(Status::forward(Fwd::Method).x_cache(), "BYPASS");
         assert_eq!(Status::hit(1).x_cache(), "HIT");
         assert_eq!(miss.x_cache(), "MISS");
+        assert_eq!(Status::hit(-3).cache_status("shop"), "shop; hit; ttl=-3");
+        assert_eq!(Status::hit(-3).x_cache(), "STALE");
+        let mut stale_if_error = Status::forward(Fwd::Stale);
+        stale_if_error.fwd_status = Some(503);
+        stale_if_error.ttl = Some(-20);
+        assert_eq!(stale_if_error.cache_status("shop"), "shop; fwd=stale; fwd-status=503; ttl=-20");
+        assert_eq!(stale_if_error.x_cache(), "STALE");
     }
 }

@@ -5,15 +5,28 @@
 //! ```text
 //! magic "HCE" | version u8 | flags u8 | status u16
 //! stored_at u64 | initial_age u64 | fresh_for u64 | swr u64 | sie u64   (ms)
+//! [fetch u64 (ms), when flag 0x02 is set]
 //! headers: count u32, then per header: name (u16 len, bytes), value (u32 len, bytes)
 //! vary:    count u16, then per header: name (u16 len, bytes), present u8, [value (u32 len, bytes)]
 //! tags:    count u32, then per tag: u32 len, UTF-8 bytes
 //! body:    u32 len, bytes
+//!          (flag 0x01 set: the bytes are: uncompressed len u32, LZ4 block)
 //! ```
 //!
-//! `flags` is reserved for body compression; version 1 writes 0 and rejects
-//! any other value. Decoding never panics and never allocates more than the
-//! input could describe: any malformed input is a [`CodecError`].
+//! `flags` bit `0x01` marks a compressed body: the body field then holds the
+//! uncompressed length followed by the body in the LZ4 *block* format (no
+//! frame, no checksum). The uncompressed length may be at most
+//! 256 × the LZ4 block's length + 64 KiB (LZ4 cannot compress better than
+//! about 255:1), and never more than 1 GiB; a body that would exceed that
+//! is written uncompressed. All other flag
+//! bits are reserved: decoding rejects an entry with any of them set.
+//! [`encode`] never compresses; [`encode_compressed`] compresses a body when
+//! that makes the entry smaller. [`decode`] reads both, so every reader can
+//! read what any writer stores.
+//!
+//! Decoding never panics and never allocates more than the input could
+//! describe (for a compressed body: the bound above): any malformed input is a
+//! [`CodecError`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -24,12 +37,60 @@ const MAGIC: &[u8; 3] = b"HCE";
 /// The codec version written by [`encode`].
 pub const VERSION: u8 = 1;
 
-/// Encodes an entry.
+/// Flag bit: the body field holds `uncompressed len u32 | LZ4 block`.
+const FLAG_LZ4: u8 = 0x01;
+/// Every flag bit this version understands.
+/// The origin's fetch time follows the five times.
+const FLAG_FETCH_TIME: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_LZ4 | FLAG_FETCH_TIME;
+/// The largest uncompressed body a compressed entry may declare.
+const MAX_UNCOMPRESSED_BODY: usize = 1 << 30;
+/// A run of this many `0xFF` bytes in an LZ4 block overflows the `u32` that
+/// `lz4_flex` sums a length into (a panic in builds with overflow checks).
+/// No block of a body within [`MAX_UNCOMPRESSED_BODY`] written by
+/// `lz4_flex` holds such a run: its length fields are shorter than
+/// 1 GiB / 255, and it encodes runs of equal bytes as matches.
+const MAX_FF_RUN: usize = (u32::MAX / 255) as usize;
+
+/// The body size at or above which stores compress bodies by default (see
+/// [`encode_compressed`]). Smaller bodies gain too little to be worth the
+/// work.
+pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
+
+/// Encodes an entry. The body is never compressed.
 pub fn encode(entry: &CachedEntry) -> Bytes {
-    let mut out = BytesMut::with_capacity(entry.weight() + 64);
+    encode_with_body(entry, 0, &[], &entry.body)
+}
+
+/// Encodes an entry, with its body compressed (LZ4) when the body has at
+/// least `min_body_len` bytes and compressing makes the entry smaller.
+/// Otherwise the output is the same as [`encode`]'s.
+///
+/// [`decode`] reads both forms; [`DEFAULT_COMPRESS_ABOVE`] is a reasonable
+/// `min_body_len`.
+pub fn encode_compressed(entry: &CachedEntry, min_body_len: usize) -> Bytes {
+    let body = &entry.body[..];
+    if body.len() < min_body_len || body.len() > MAX_UNCOMPRESSED_BODY {
+        return encode(entry);
+    }
+    let block = lz4_flex::block::compress(body);
+    // Compressed, the body field holds 4 more bytes (the uncompressed length).
+    let smaller = block.len().saturating_add(4) < body.len();
+    if !smaller || body.len() > max_uncompressed_len(block.len()) {
+        return encode(entry);
+    }
+    let uncompressed_len = u32::try_from(body.len()).expect("bounded by MAX_UNCOMPRESSED_BODY");
+    encode_with_body(entry, FLAG_LZ4, &uncompressed_len.to_be_bytes(), &block)
+}
+
+/// Encodes an entry whose body field is `body_prefix` followed by `body`.
+fn encode_with_body(entry: &CachedEntry, flags: u8, body_prefix: &[u8], body: &[u8]) -> Bytes {
+    let capacity = entry.weight() - entry.body.len() + body_prefix.len() + body.len() + 64;
+    let mut out = BytesMut::with_capacity(capacity);
     out.put_slice(MAGIC);
     out.put_u8(VERSION);
-    out.put_u8(0);
+    let flags = if entry.fetch_ms > 0 { flags | FLAG_FETCH_TIME } else { flags };
+    out.put_u8(flags);
     out.put_u16(entry.status.as_u16());
     for ms in [
         entry.stored_at_ms,
@@ -39,6 +100,9 @@ pub fn encode(entry: &CachedEntry) -> Bytes {
         entry.stale_if_error_ms,
     ] {
         out.put_u64(ms);
+    }
+    if entry.fetch_ms > 0 {
+        out.put_u64(entry.fetch_ms);
     }
     put_len32(&mut out, entry.headers.len());
     for (name, value) in &entry.headers {
@@ -60,8 +124,35 @@ pub fn encode(entry: &CachedEntry) -> Bytes {
     for tag in &entry.tags {
         put_bytes32(&mut out, tag.as_bytes());
     }
-    put_bytes32(&mut out, &entry.body);
+    put_len32(&mut out, body_prefix.len() + body.len());
+    out.put_slice(body_prefix);
+    out.put_slice(body);
     out.freeze()
+}
+
+/// The largest uncompressed length a compressed body of `block_len` bytes
+/// (the LZ4 block, without the length before it) may declare.
+fn max_uncompressed_len(block_len: usize) -> usize {
+    block_len.saturating_mul(256).saturating_add(64 * 1024).min(MAX_UNCOMPRESSED_BODY)
+}
+
+/// Decompresses a compressed body field (`uncompressed len u32 | LZ4 block`).
+fn decompress_body(field: &[u8]) -> Result<Bytes, CodecError> {
+    let Some((len, block)) = field.split_first_chunk::<4>() else {
+        return Err(CodecError::Truncated("uncompressed body length"));
+    };
+    let len = u32::from_be_bytes(*len) as usize;
+    if len > max_uncompressed_len(block.len()) {
+        return Err(CodecError::Invalid("uncompressed body length"));
+    }
+    if block.len() >= MAX_FF_RUN && block.split(|&b| b != 0xFF).any(|run| run.len() >= MAX_FF_RUN) {
+        return Err(CodecError::Invalid("compressed body"));
+    }
+    let mut body = vec![0; len];
+    match lz4_flex::block::decompress_into(block, &mut body) {
+        Ok(written) if written == len => Ok(body.into()),
+        _ => Err(CodecError::Invalid("compressed body")),
+    }
 }
 
 fn put_len32(out: &mut BytesMut, len: usize) {
@@ -78,11 +169,16 @@ fn put_bytes32(out: &mut BytesMut, bytes: &[u8]) {
     out.put_slice(bytes);
 }
 
-/// Decodes an entry. The body shares memory with `input`.
+/// Decodes an entry written by [`encode`] or [`encode_compressed`]. An
+/// uncompressed body shares memory with `input`; a compressed one is
+/// decompressed into a new buffer.
 ///
 /// # Errors
 ///
-/// Any input that is not an entry written by a compatible [`encode`].
+/// Any input that is not an entry written by a compatible [`encode`] or
+/// [`encode_compressed`], including a compressed body that does not
+/// decompress to exactly its declared length or declares more than the
+/// bound in the [module docs](self).
 pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
     let mut r = Reader { buf: input, pos: 0 };
     if r.take(3, "magic")?.as_ref() != MAGIC {
@@ -92,7 +188,8 @@ pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
     if version != VERSION {
         return Err(CodecError::UnsupportedVersion(version));
     }
-    if r.u8("flags")? != 0 {
+    let flags = r.u8("flags")?;
+    if flags & !KNOWN_FLAGS != 0 {
         return Err(CodecError::Invalid("flags"));
     }
     let status = StatusCode::from_u16(r.u16("status")?).map_err(|_| CodecError::Invalid("status"))?;
@@ -100,6 +197,10 @@ pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
     for t in &mut times {
         *t = r.u64("times")?;
     }
+    let fetch_ms = match flags & FLAG_FETCH_TIME {
+        0 => 0,
+        _ => r.u64("fetch time")?,
+    };
     let headers = read_headers(&mut r)?;
     let vary = read_vary(&mut r)?;
     let tags = read_tags(&mut r)?;
@@ -108,6 +209,7 @@ pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
     if r.remaining() != 0 {
         return Err(CodecError::TrailingBytes(r.remaining()));
     }
+    let body = if flags & FLAG_LZ4 != 0 { decompress_body(&body)? } else { body };
     let [
         stored_at_ms,
         initial_age_ms,
@@ -124,6 +226,7 @@ pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
         fresh_for_ms,
         stale_while_revalidate_ms,
         stale_if_error_ms,
+        fetch_ms,
         tags,
         vary,
     })
@@ -236,125 +339,4 @@ impl Reader {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use http::header;
-    use proptest::prelude::*;
-
-    fn sample() -> CachedEntry {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.append(header::LINK, HeaderValue::from_static("</a>; rel=next"));
-        headers.append(header::LINK, HeaderValue::from_static("</b>; rel=prev"));
-        let mut e = CachedEntry::new(
-            StatusCode::OK,
-            headers,
-            Bytes::from_static(b"{\"id\":1}"),
-            1_700_000_000_000,
-            3_600_000,
-        );
-        e.initial_age_ms = 12_000;
-        e.stale_while_revalidate_ms = 30_000;
-        e.stale_if_error_ms = 600_000;
-        e.tags = vec!["product:acme:1".into(), "ünïcode".into()];
-        e.vary = vec![
-            (header::ACCEPT_LANGUAGE, Some(HeaderValue::from_static("en"))),
-            (header::ACCEPT_ENCODING, None),
-        ];
-        e
-    }
-
-    #[test]
-    fn round_trips() {
-        let e = sample();
-        assert_eq!(decode(encode(&e)).unwrap(), e);
-    }
-
-    #[test]
-    fn rejects_foreign_and_damaged_bytes() {
-        assert_eq!(decode(Bytes::from_static(b"{\"json\":true}")), Err(CodecError::BadMagic));
-        assert_eq!(decode(Bytes::new()), Err(CodecError::Truncated("magic")));
-        let mut v2 = encode(&sample()).to_vec();
-        v2[3] = 2;
-        assert_eq!(decode(v2.into()), Err(CodecError::UnsupportedVersion(2)));
-        let full = encode(&sample());
-        for cut in 0..full.len() {
-            assert!(decode(full.slice(..cut)).is_err(), "prefix of {cut} bytes decoded");
-        }
-        let mut extra = full.to_vec();
-        extra.push(0);
-        assert_eq!(decode(extra.into()), Err(CodecError::TrailingBytes(1)));
-    }
-
-    #[test]
-    fn huge_counts_do_not_allocate() {
-        let mut bytes = encode(&CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::new(), 0, 0)).to_vec();
-        let headers_at = 3 + 1 + 1 + 2 + 40;
-        bytes[headers_at..headers_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert!(matches!(decode(bytes.into()), Err(CodecError::Truncated(_))));
-    }
-
-    #[test]
-    fn too_many_headers_is_an_error_not_a_panic() {
-        let mut bytes = encode(&CachedEntry::new(StatusCode::OK, HeaderMap::new(), Bytes::new(), 0, 0)).to_vec();
-        let headers_at = 3 + 1 + 1 + 2 + 40;
-        let tail = bytes.split_off(headers_at + 4);
-        let count: u32 = 40_000;
-        bytes.truncate(headers_at);
-        bytes.extend_from_slice(&count.to_be_bytes());
-        for i in 0..count {
-            let name = format!("x-{i}");
-            bytes.extend_from_slice(&(name.len() as u16).to_be_bytes());
-            bytes.extend_from_slice(name.as_bytes());
-            bytes.extend_from_slice(&1u32.to_be_bytes());
-            bytes.push(b'v');
-        }
-        bytes.extend_from_slice(&tail);
-        assert_eq!(decode(bytes.into()), Err(CodecError::Invalid("too many headers")));
-    }
-
-    fn arb_entry() -> impl Strategy<Value = CachedEntry> {
-        let header = ("[a-z][a-z0-9-]{0,15}", "[ -~]{0,40}");
-        (
-            100u16..600,
-            proptest::collection::vec(header, 0..8),
-            proptest::collection::vec(any::<u8>(), 0..256),
-            any::<[u64; 5]>(),
-            proptest::collection::vec(".{0,20}", 0..5),
-        )
-            .prop_map(|(status, hs, body, times, tags)| {
-                let mut headers = HeaderMap::new();
-                for (n, v) in hs {
-                    headers.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(&v).unwrap());
-                }
-                let mut e = CachedEntry::new(StatusCode::from_u16(status).unwrap(), headers, body.into(), times[0], times[1]);
-                e.initial_age_ms = times[2];
-                e.stale_while_revalidate_ms = times[3];
-                e.stale_if_error_ms = times[4];
-                e.tags = tags;
-                e
-            })
-    }
-
-    proptest! {
-        #[test]
-        fn any_entry_round_trips(e in arb_entry()) {
-            prop_assert_eq!(decode(encode(&e)).unwrap(), e);
-        }
-
-        #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode(bytes.into());
-        }
-
-        #[test]
-        fn corrupted_entries_never_panic(e in arb_entry(), flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
-            let mut bytes = encode(&e).to_vec();
-            for (at, value) in flips {
-                let i = at.index(bytes.len());
-                bytes[i] = value;
-            }
-            let _ = decode(bytes.into());
-        }
-    }
-}
+mod tests;

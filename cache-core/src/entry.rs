@@ -33,6 +33,9 @@ pub struct CachedEntry {
     /// How long after freshness ends a stale copy may be served when the
     /// origin fails, in ms.
     pub stale_if_error_ms: u64,
+    /// How long the origin took to produce the response, in ms: the cost
+    /// of recomputing it, which early refresh weighs (0 when unknown).
+    pub fetch_ms: u64,
     /// Tags the entry can be invalidated by.
     pub tags: Vec<String>,
     /// Request header values this response varies on (from its `Vary`), in
@@ -54,6 +57,7 @@ impl CachedEntry {
             fresh_for_ms,
             stale_while_revalidate_ms: 0,
             stale_if_error_ms: 0,
+            fetch_ms: 0,
             tags: Vec::new(),
             vary: Vec::new(),
         }
@@ -73,6 +77,23 @@ impl CachedEntry {
     pub fn age_secs(&self, now_ms: u64) -> u64 {
         let resident = now_ms.saturating_sub(self.stored_at_ms);
         self.initial_age_ms.saturating_add(resident) / 1000
+    }
+
+    /// Remaining freshness at `now_ms` in whole seconds, negative (rounded
+    /// away from zero) once the entry is stale: `Cache-Status`'s `ttl`.
+    pub fn signed_ttl_secs(&self, now_ms: u64) -> i64 {
+        let until = self.fresh_until_ms();
+        if now_ms < until {
+            i64::try_from((until - now_ms) / 1000).unwrap_or(i64::MAX)
+        } else {
+            -i64::try_from((now_ms - until).div_ceil(1000).max(1)).unwrap_or(i64::MAX)
+        }
+    }
+
+    /// Whether the entry, stale at `now_ms`, is within `window_ms` after
+    /// its freshness ended.
+    pub fn within_stale_window(&self, now_ms: u64, window_ms: u64) -> bool {
+        !self.is_fresh(now_ms) && now_ms < self.fresh_until_ms().saturating_add(window_ms)
     }
 
     /// Remaining freshness at `now_ms`, in whole seconds (0 when stale).

@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The store is not connected yet (it connects in the background).
     #[error("store not connected yet")]
     Unavailable,
+    /// The store's backend failed repeatedly and its circuit breaker is
+    /// skipping it for a while.
+    #[error("store skipped: circuit breaker open")]
+    CircuitOpen,
     /// The store's backend failed (connection, protocol, server error).
     #[error("store backend failed")]
     Backend(#[source] BoxError),

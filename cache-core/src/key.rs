@@ -296,7 +296,10 @@ fn write_principal(headers: &HeaderMap, out: &mut String) {
     }
 }
 
-fn bounded(key: String) -> String {
+/// `key`, or its first bytes, `#` and a 128-bit BLAKE3 hash of it when it
+/// is longer than [`MAX_KEY_LEN`]. Escaped keys hold no `#`, so a hashed
+/// key is never an unhashed one.
+pub(crate) fn bounded(key: String) -> String {
     if key.len() <= MAX_KEY_LEN {
         return key;
     }

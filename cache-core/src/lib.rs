@@ -79,7 +79,12 @@
 //! # Feature flags
 //!
 //! - `moka` (default): the embedded [`MokaStore`].
-//! - `redis`: [`RedisStore`], a store shared by every instance.
+//! - `redis`: [`RedisStore`], a store shared by every instance, on a Redis
+//!   server or a Redis Cluster, behind a circuit breaker; with `moka` too,
+//!   `TieredStore`: moka in front of Redis, with invalidations broadcast to
+//!   every instance over Redis pub/sub. Both take leases for
+//!   [`CachePolicyBuilder::coalesce_across_instances`].
+//! - `redis-tls`: `rediss://` URLs (rustls).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
@@ -89,6 +94,7 @@ mod clock;
 mod coalesce;
 pub mod codec;
 pub mod conditional;
+pub mod data;
 mod engine;
 mod entry;
 pub mod error;
@@ -98,6 +104,7 @@ mod invalidate;
 mod invalidation_log;
 pub mod key;
 mod policy;
+pub mod purge;
 mod route;
 pub mod store;
 mod tags;
@@ -106,23 +113,28 @@ mod ttl;
 pub use body::CacheBody;
 pub use cache_status::{CACHE_STATUS, X_CACHE};
 pub use clock::Clock;
-pub use engine::{Cache, CacheBuilder, DEFAULT_NAME};
+pub use data::{DataPolicy, DataPolicyBuilder};
+pub use engine::{Cache, CacheBuilder, DEFAULT_NAME, MAX_REFRESHES, Refresh};
 pub use entry::CachedEntry;
 pub use error::{BoxError, ConfigError, StoreError};
 pub use hints::CacheHints;
 pub use invalidate::Invalidator;
 pub use key::{CacheKey, KeySpec, QueryFilter, Tenant, TenantSource};
 pub use policy::{
-    CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS, DEFAULT_MAX_BODY_SIZE,
-    IntoTtl,
+    CacheMode, CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS,
+    DEFAULT_MAX_BODY_SIZE, IntoTtl,
 };
+pub use purge::{PurgeAuth, Purger};
 pub use route::{ParamsFn, Policies, RouteMatch};
-pub use store::Store;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::{BreakerState, BreakerStats, RedisStore, RedisStoreBuilder};
+pub use store::{Lease, LeaseToken, Store};
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
 pub use store::{MokaStore, MokaStoreBuilder};
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::{RedisStore, RedisStoreBuilder};
+#[cfg(all(feature = "redis", feature = "moka"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "moka"))))]
+pub use store::{TieredStore, TieredStoreBuilder};
 pub use tags::TagTemplate;
 pub use ttl::Ttl;

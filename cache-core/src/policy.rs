@@ -21,6 +21,27 @@ pub const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a key whose response was not storable skips coalescing, by default.
 pub const DEFAULT_HIT_FOR_MISS: Duration = Duration::from_secs(10);
 
+/// How a policy decides what to store and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CacheMode {
+    /// The route's TTL decides freshness; the origin's `no-store`,
+    /// `private`, `no-cache` and `Set-Cookie` still prevent storage. The
+    /// default: the application owns the origin and says how long its
+    /// answers stay good.
+    #[default]
+    Policy,
+    /// Shared-cache semantics of RFC 9111: freshness from the response
+    /// (`s-maxage`, `max-age`, `Expires`, heuristics where §4.2.2 allows
+    /// them, never the policy's TTL), request directives (`no-cache`,
+    /// `max-age`, `max-stale`, `min-fresh`, `only-if-cached`), `no-cache`
+    /// responses stored and revalidated before reuse, `must-revalidate` /
+    /// `proxy-revalidate` / `s-maxage` forbidding stale answers. For a
+    /// cache in front of an origin that speaks HTTP caching, such as a
+    /// caching proxy.
+    Rfc9111,
+}
+
 /// The caching policy of a route. Cheap to clone.
 ///
 /// Built with [`CachePolicy::builder`]; see [`CachePolicyBuilder`] for every
@@ -48,9 +69,12 @@ pub struct CachePolicy {
 
 #[derive(Debug)]
 pub(crate) struct PolicyInner {
+    pub(crate) mode: CacheMode,
     pub(crate) ttl: Duration,
     pub(crate) stale_while_revalidate: Duration,
     pub(crate) stale_if_error: Duration,
+    /// XFetch's β; 0 when early refresh is off.
+    pub(crate) early_refresh_beta: f64,
     pub(crate) jitter: Duration,
     pub(crate) status_ttls: Vec<(StatusCode, Duration)>,
     pub(crate) cacheable: BTreeSet<u16>,
@@ -58,7 +82,11 @@ pub(crate) struct PolicyInner {
     pub(crate) key: KeySpec,
     pub(crate) tags: Vec<TagTemplate>,
     pub(crate) downstream_cache_control: Option<HeaderValue>,
+    pub(crate) downstream_cdn_cache_control: Option<HeaderValue>,
+    pub(crate) tag_headers: Vec<HeaderName>,
+    pub(crate) cdn_cache_control_target: bool,
     pub(crate) coalesce: bool,
+    pub(crate) coalesce_across_instances: bool,
     pub(crate) coalesce_timeout: Duration,
     pub(crate) hit_for_miss: Duration,
     /// The keyed request headers, as the names to add to `Vary`.
@@ -81,6 +109,11 @@ impl CachePolicy {
             .ttl(ttl.into())
             .build()
             .expect("a policy with only a TTL is valid")
+    }
+
+    /// How the policy decides freshness and storage.
+    pub fn mode(&self) -> CacheMode {
+        self.inner.mode
     }
 
     /// The freshness lifetime of entries.
@@ -171,9 +204,11 @@ impl Default for CachePolicyBuilder {
     fn default() -> Self {
         CachePolicyBuilder {
             inner: PolicyInner {
+                mode: CacheMode::Policy,
                 ttl: Duration::from_secs(60),
                 stale_while_revalidate: Duration::ZERO,
                 stale_if_error: Duration::ZERO,
+                early_refresh_beta: 0.0,
                 jitter: Duration::ZERO,
                 status_ttls: Vec::new(),
                 cacheable: DEFAULT_CACHEABLE_STATUSES.into_iter().collect(),
@@ -181,7 +216,11 @@ impl Default for CachePolicyBuilder {
                 key: KeySpec::default(),
                 tags: Vec::new(),
                 downstream_cache_control: None,
+                downstream_cdn_cache_control: None,
+                tag_headers: Vec::new(),
+                cdn_cache_control_target: false,
                 coalesce: true,
+                coalesce_across_instances: false,
                 coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
                 hit_for_miss: DEFAULT_HIT_FOR_MISS,
                 keyed_headers: Vec::new(),
@@ -202,23 +241,60 @@ impl CachePolicyBuilder {
         }
     }
 
-    /// How long a response stays fresh. Default: 60 seconds.
+    /// How the policy decides freshness and storage. Default:
+    /// [`CacheMode::Policy`].
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        self.inner.mode = mode;
+        self
+    }
+
+    /// How long a response stays fresh. Default: 60 seconds. In
+    /// [`CacheMode::Rfc9111`] the response decides instead, and this is how
+    /// long a response that cannot be reused without revalidation (no
+    /// freshness, or `no-cache`) is kept for revalidation when it carries a
+    /// validator.
     pub fn ttl(mut self, ttl: impl IntoTtl) -> Self {
         self.inner.ttl = self.duration("ttl", ttl);
         self
     }
 
     /// How long after expiry a stale response may be served while it is
-    /// refreshed in the background. Default: none.
+    /// refreshed in the background. Default: none. A response's own
+    /// `Cache-Control: stale-while-revalidate=N` (RFC 5861) wins.
+    ///
+    /// Adapters that run background tasks (`cache-tower`, `cache-axum`:
+    /// [`Cache::serve_with_refresh`](crate::Cache::serve_with_refresh))
+    /// answer with the stale entry at once and refresh it on a task, one
+    /// refresh per key; `cache-actix` refreshes before answering.
     pub fn stale_while_revalidate(mut self, window: impl IntoTtl) -> Self {
         self.inner.stale_while_revalidate = self.duration("stale_while_revalidate", window);
         self
     }
 
     /// How long after expiry a stale response may be served when the origin
-    /// fails. Default: none.
+    /// fails (an error, or a 5xx status). Default: none. A response's own
+    /// `Cache-Control: stale-if-error=N` (RFC 5861) wins.
     pub fn stale_if_error(mut self, window: impl IntoTtl) -> Self {
         self.inner.stale_if_error = self.duration("stale_if_error", window);
+        self
+    }
+
+    /// Probabilistic early refresh (XFetch: Vattani, Chierichetti and
+    /// Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB
+    /// 2015): a fresh hit starts a background refresh with a probability
+    /// that grows as expiry nears, weighted by how long the origin took to
+    /// produce the entry and by `beta` (1.0 is the paper's default; larger
+    /// refreshes earlier). A refresh is due when
+    /// `now − fetch_time · beta · ln(rand) ≥ expiry`. The hit is answered
+    /// as usual; the refresh runs like a stale-while-revalidate one, so only
+    /// with adapters that run background refreshes. Default: off.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        if beta.is_finite() && beta > 0.0 {
+            self.inner.early_refresh_beta = beta;
+        } else {
+            self.errors
+                .push(ConfigError::invalid("early_refresh", "beta must be a positive number"));
+        }
         self
     }
 
@@ -356,10 +432,66 @@ impl CachePolicyBuilder {
         self
     }
 
+    /// The `CDN-Cache-Control` (RFC 9213) sent with responses the cache
+    /// stores or serves, for a CDN in front: for instance a longer lifetime
+    /// at the CDN than in browsers. Default: none added.
+    pub fn downstream_cdn_cache_control(mut self, value: &str) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(v) => self.inner.downstream_cdn_cache_control = Some(v),
+            Err(e) => self.errors.push(ConfigError::invalid("downstream_cdn_cache_control", e)),
+        }
+        self
+    }
+
+    /// Sends the entry's tags with responses the cache stores or serves, in
+    /// `Surrogate-Key` (space-separated, as Fastly reads it), so that a CDN
+    /// in front can purge by the same tags. Tags with whitespace or commas,
+    /// and the cache's internal URI tags, are left out. Default: off.
+    pub fn surrogate_key_header(mut self) -> Self {
+        self.inner.tag_headers.push(HeaderName::from_static("surrogate-key"));
+        self
+    }
+
+    /// As [`surrogate_key_header`](Self::surrogate_key_header), in
+    /// `Cache-Tag` (comma-separated, as Cloudflare reads it).
+    pub fn cache_tag_header(mut self) -> Self {
+        self.inner.tag_headers.push(HeaderName::from_static("cache-tag"));
+        self
+    }
+
+    /// In [`CacheMode::Rfc9111`], makes this cache a target of
+    /// `CDN-Cache-Control` (RFC 9213): when a response carries it, its
+    /// directives decide freshness and storage instead of `Cache-Control`'s
+    /// (which still reach the client). Default: off.
+    pub fn cdn_cache_control_target(mut self, enabled: bool) -> Self {
+        self.inner.cdn_cache_control_target = enabled;
+        self
+    }
+
     /// Whether concurrent misses on one key share one origin request.
     /// Default: on.
     pub fn coalesce(mut self, enabled: bool) -> Self {
         self.inner.coalesce = enabled;
+        self
+    }
+
+    /// Whether concurrent misses on one key share one origin request across
+    /// every instance of the application, not only within this process.
+    /// Default: off.
+    ///
+    /// Takes effect with a store that has leases (`RedisStore` and
+    /// `TieredStore`, feature `redis`): the first instance to miss takes a short lease on
+    /// the key in the store (as long as
+    /// [`coalesce_timeout`](CachePolicyBuilder::coalesce_timeout)) and
+    /// fetches; the others poll the store for its response for up to the
+    /// coalescing timeout, then go to the origin. A holder that dies
+    /// releases by expiry. Costs the first miss per key a store round trip.
+    /// Implies [`coalesce`](CachePolicyBuilder::coalesce).
+    pub fn coalesce_across_instances(mut self, enabled: bool) -> Self {
+        self.inner.coalesce_across_instances = enabled;
+        if enabled {
+            self.inner.coalesce = true;
+        }
         self
     }
 

@@ -9,6 +9,12 @@
 //! path parameters filled in; use this crate directly for other tower
 //! stacks (a hyper server, a reverse proxy).
 //!
+//! [`warm::warm`] sends a list of requests through a cached service ahead of
+//! traffic and reports what it stored.
+//!
+//! [`purge::PurgeLayer`] answers `PURGE <url>` and a `POST` purge endpoint
+//! in front of a service, behind a bearer token (see [`cache_core::purge`]).
+//!
 //! # Example
 //!
 //! ```
@@ -40,7 +46,9 @@
 
 mod future;
 mod layer;
+pub mod purge;
 mod service;
+pub mod warm;
 
 pub use cache_core::{Cache, CacheBody, CacheHints, CachePolicy, Invalidator, Policies, RouteMatch};
 pub use future::ResponseFuture;

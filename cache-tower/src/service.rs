@@ -79,12 +79,21 @@ where
         let mut inner = mem::replace(&mut self.inner, clone);
         let cache = self.layer.cache.clone();
         ResponseFuture::cached(Box::pin(async move {
-            let origin = |mut req: Request<ReqB>| {
+            let handlers_cache = cache.clone();
+            let origin = move |mut req: Request<ReqB>| {
                 req.extensions_mut().insert(Served);
-                insert_invalidator(&mut req, &cache);
+                insert_invalidator(&mut req, &handlers_cache);
                 inner.call(req)
             };
-            cache.serve(&policy, &route, req, origin).await
+            let (response, refresh) = cache.serve_with_refresh(&policy, &route, req, origin).await?;
+            // Stale-while-revalidate: the stale entry answers now, the
+            // refresh runs on its own task (outside a runtime it is skipped).
+            if let Some(refresh) = refresh
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                runtime.spawn(refresh.run());
+            }
+            Ok(response)
         }))
     }
 }

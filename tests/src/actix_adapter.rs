@@ -22,6 +22,8 @@ use crate::{
 pub struct Actix;
 
 impl Adapter for Actix {
+    const BACKGROUND_REFRESH: bool = false;
+
     async fn start(cache: Cache, origin: Origin) -> Server {
         let (app_cache, app_origin) = (cache.clone(), origin.clone());
         serve(move || app(app_cache.clone(), app_origin.clone()), origin, cache)

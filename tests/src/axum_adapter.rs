@@ -23,6 +23,8 @@ use crate::{
 pub struct Axum;
 
 impl Adapter for Axum {
+    const BACKGROUND_REFRESH: bool = true;
+
     async fn start(cache: Cache, origin: Origin) -> Server {
         let mut router = Router::new();
         for (pattern, policy) in routes() {

@@ -24,6 +24,11 @@ fn entry(body: &'static str, tags: &[&str]) -> Arc<CachedEntry> {
     Arc::new(e)
 }
 
+/// An entry with `body`, for tests that need any entry.
+pub fn sample_entry(body: &'static str) -> Arc<CachedEntry> {
+    entry(body, &["sample"])
+}
+
 async fn body_at(store: &impl Store, key: &str) -> Option<Bytes> {
     let entry = store.get(key).await.expect("the store answers");
     if let Some(now) = store.get_now(key) {

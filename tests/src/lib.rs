@@ -12,6 +12,7 @@ pub mod actix_adapter;
 pub mod axum_adapter;
 pub mod conformance;
 pub mod origin;
+pub mod purge;
 pub mod redis_server;
 pub mod server;
 pub mod stores;
@@ -60,6 +61,13 @@ macro_rules! behaviour_suite {
             request_no_store_is_not_stored_and_keeps_coalescing,
             collapsed_requests_respect_vary,
             invalidation_during_a_fetch_wins,
+            stale_while_revalidate,
+            stale_if_error,
+            stale_entries_are_revalidated,
+            tags_and_cdn_headers_go_downstream,
+            cdn_cache_control_target,
+            early_refresh,
+            debug_keys_in_cache_status,
         );
     };
 }

@@ -7,13 +7,13 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use bytes::Bytes;
-use cache_core::{CacheHints, CachePolicy, Invalidator};
+use cache_core::{CacheHints, CacheMode, CachePolicy, Invalidator};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use tokio::sync::{Notify, watch};
@@ -76,6 +76,24 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/query", ok(p().ttl("60s").query_deny(["utm_source"]))),
         ("/big", ok(p().ttl("60s").max_body_size(1024))),
         ("/slow", ok(p().ttl("60s"))),
+        ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
+        ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
+        ("/flaky", ok(p().ttl("60s").stale_if_error("5m"))),
+        ("/validated", ok(p().ttl("60s"))),
+        (
+            "/tagged/{id}",
+            ok(p()
+                .ttl("60s")
+                .tag("item:{id}")
+                .tag("group")
+                .tag("two words")
+                .surrogate_key_header()
+                .cache_tag_header()
+                .downstream_cdn_cache_control("max-age=3600")),
+        ),
+        ("/cdn-target", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
+        ("/early", ok(p().ttl("60s").early_refresh(1e6))),
+        ("/flaky-directive", ok(p().ttl("60s"))),
         ("/slow-uncacheable", ok(p().ttl("60s"))),
         ("/slow-vary", ok(p().ttl("60s"))),
         ("/auth-revalidate", ok(p().ttl("60s"))),
@@ -105,6 +123,8 @@ struct State {
     gate: GateState,
     /// Wakes the second half of `/big`.
     stream_release: Notify,
+    /// When true, `/flaky` answers `503`.
+    failing: AtomicBool,
     /// Calls of `/slow-uncacheable` currently inside the origin.
     inside: AtomicUsize,
     inside_changed: Notify,
@@ -148,6 +168,11 @@ impl Origin {
         self.state.gate.0.send_replace(true);
     }
 
+    /// Makes `/flaky` answer `503` (`true`) or `200`.
+    pub fn fail(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
     /// Lets `/big` send the rest of its body.
     pub fn release_stream(&self) {
         self.state.stream_release.notify_one();
@@ -185,7 +210,37 @@ impl Origin {
             "vary-response" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))).header(header::VARY, "Accept-Language"),
             "query" => text(format!("query {:?}", req.query)),
             "big" => self.big(),
-            "slow" => self.slow().await,
+            "slow" | "shared-slow" => self.slow().await,
+            "swr" => text(format!("{} v{}", req.path, self.version())),
+            "flaky" if self.state.failing.load(Ordering::SeqCst) => {
+                let mut r = text("origin down");
+                r.status = StatusCode::SERVICE_UNAVAILABLE;
+                r
+            }
+            "flaky" => text(format!("flaky v{}", self.version())),
+            "tagged" | "early" => text(format!("{} v{}", req.path, self.version())),
+            "cdn-target" => text("cdn")
+                .header(header::CACHE_CONTROL, "no-store")
+                .header(HeaderName::from_static("cdn-cache-control"), "max-age=60"),
+            "flaky-directive" if self.state.failing.load(Ordering::SeqCst) => {
+                let mut r = text("origin down");
+                r.status = StatusCode::SERVICE_UNAVAILABLE;
+                r
+            }
+            "flaky-directive" => text("flaky-directive").header(header::CACHE_CONTROL, "max-age=60, stale-if-error=120"),
+            "validated" => {
+                let etag = format!("\"v{}\"", self.version());
+                let etag_value = HeaderValue::try_from(etag.as_str()).expect("a quoted version");
+                if req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag.as_str()) {
+                    let mut r = text("").header(HeaderName::from_static("x-revalidated"), "yes");
+                    r.headers.insert(header::ETAG, etag_value);
+                    r.status = StatusCode::NOT_MODIFIED;
+                    return r;
+                }
+                let mut r = text(format!("validated v{}", self.version()));
+                r.headers.insert(header::ETAG, etag_value);
+                r
+            }
             "slow-uncacheable" => self.slow_uncacheable().await,
             "slow-vary" => {
                 let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));

@@ -12,6 +12,11 @@ pub trait Adapter {
     /// Serves [`routes`](crate::origin::routes) on a free loopback port,
     /// each behind a cache layer of `cache` with its policy.
     fn start(cache: Cache, origin: Origin) -> impl Future<Output = Server> + Send;
+
+    /// Whether the adapter refreshes stale-while-revalidate entries in the
+    /// background (answering with the stale entry meanwhile), rather than
+    /// before answering.
+    const BACKGROUND_REFRESH: bool;
 }
 
 /// A running test app.

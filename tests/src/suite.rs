@@ -45,6 +45,27 @@ async fn fetch(s: &Server, path: &str) -> (StatusCode, String, String, String) {
     (parts.0, parts.1, parts.2, r.text().await.expect("a body"))
 }
 
+/// A new version of every scripted response (`PUT /plain/1`, which
+/// invalidates only `/plain/1`).
+async fn new_origin_version(s: &Server) {
+    let put = s.client.put(format!("{}/plain/1", s.base)).send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+}
+
+/// Asks for `path` until it is answered with `x_cache` and `body`, as after
+/// a background refresh stored it (bounded).
+async fn eventually_serves(s: &Server, path: &str, x_cache: &str, body: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, got_x_cache, _, got_body) = fetch(s, path).await;
+        if (got_x_cache.as_str(), got_body.as_str()) == (x_cache, body) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{path} never served {x_cache} {body:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Waits (bounded) until `f` holds, checking every few milliseconds.
 async fn until(what: &str, f: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -537,6 +558,189 @@ pub async fn entries_expire<A: Adapter>() {
     assert_eq!(fetch(&s, "/plain/9").await.2, "cache; fwd=stale; fwd-status=200; stored");
     assert_eq!(fetch(&s, "/plain/9").await.2, "cache; hit; ttl=60");
     assert_eq!(s.origin.calls("/plain/9"), 2);
+}
+
+/// Inside the stale-while-revalidate window, the stale entry answers at once
+/// and one background refresh stores the new response (adapters that refresh
+/// in the background); otherwise the request waits for the refresh.
+pub async fn stale_while_revalidate<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/swr/1").await.1, "MISS");
+    s.cache.clock().advance(Duration::from_secs(65));
+    new_origin_version(&s).await;
+
+    if !A::BACKGROUND_REFRESH {
+        let (_, x_cache, cache_status, body) = fetch(&s, "/swr/1").await;
+        assert_eq!((x_cache.as_str(), body.as_str()), ("MISS", "/swr/1 v1"));
+        assert_eq!(cache_status, "cache; fwd=stale; fwd-status=200; stored");
+        assert_eq!(s.origin.calls("/swr/1"), 2);
+        return;
+    }
+    let stale = join_all((0..20).map(|_| fetch(&s, "/swr/1"))).await;
+    for (status, x_cache, cache_status, body) in stale {
+        assert_eq!(status, StatusCode::OK);
+        // A request may arrive after the refresh stored the new version.
+        match x_cache.as_str() {
+            "STALE" => {
+                assert_eq!(body, "/swr/1 v0");
+                assert_eq!(cache_status, "cache; hit; ttl=-5");
+            }
+            _ => assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "/swr/1 v1")),
+        }
+    }
+    eventually_serves(&s, "/swr/1", "HIT", "/swr/1 v1").await;
+    assert_eq!(s.origin.calls("/swr/1"), 2, "one background refresh for all the stale hits");
+
+    // Past the window the entry is not served stale.
+    s.cache.clock().advance(Duration::from_secs(60 + 31));
+    let (_, x_cache, cache_status, _) = fetch(&s, "/swr/1").await;
+    assert_eq!(
+        (x_cache.as_str(), cache_status.as_str()),
+        ("MISS", "cache; fwd=stale; fwd-status=200; stored")
+    );
+}
+
+/// When the origin fails (5xx) inside the stale-if-error window, the stale
+/// entry answers; past the window the failure passes through.
+pub async fn stale_if_error<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/flaky").await.1, "MISS");
+    s.cache.clock().advance(Duration::from_secs(70));
+    s.origin.fail(true);
+    let (status, x_cache, cache_status, body) = fetch(&s, "/flaky").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((x_cache.as_str(), body.as_str()), ("STALE", "flaky v0"));
+    assert_eq!(cache_status, "cache; fwd=stale; fwd-status=503; ttl=-10");
+    assert_eq!(s.origin.calls("/flaky"), 2);
+
+    s.origin.fail(false);
+    let (_, x_cache, _, body) = fetch(&s, "/flaky").await;
+    assert_eq!(
+        (x_cache.as_str(), body.as_str()),
+        ("MISS", "flaky v0"),
+        "a working origin refreshes it"
+    );
+    s.cache.clock().advance(Duration::from_secs(60 + 301));
+    s.origin.fail(true);
+    let (status, x_cache, _, _) = fetch(&s, "/flaky").await;
+    assert_eq!((status, x_cache.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "MISS"));
+
+    // The window from the response's own `stale-if-error` (RFC 5861), on a
+    // route whose policy has none.
+    s.origin.fail(false);
+    assert_eq!(fetch(&s, "/flaky-directive").await.1, "MISS");
+    s.origin.fail(true);
+    s.cache.clock().advance(Duration::from_secs(60 + 119));
+    let (status, x_cache, _, body) = fetch(&s, "/flaky-directive").await;
+    assert_eq!(
+        (status, x_cache.as_str(), body.as_str()),
+        (StatusCode::OK, "STALE", "flaky-directive")
+    );
+    s.cache.clock().advance(Duration::from_secs(2));
+    assert_eq!(fetch(&s, "/flaky-directive").await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A stale entry with the origin's validator is revalidated with
+/// `If-None-Match`: a `304` freshens it (and updates its headers) without a
+/// body; a changed resource replaces it.
+pub async fn stale_entries_are_revalidated<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/validated").await.1, "MISS");
+    s.cache.clock().advance(Duration::from_secs(61));
+    let r = get(&s, "/validated").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=304; stored");
+    assert_eq!(header(&r, "x-revalidated"), "yes", "the 304's headers update the entry");
+    assert_eq!(header(&r, "etag"), "\"v0\"");
+    assert_eq!(r.text().await.unwrap(), "validated v0", "the stored body, not the 304's");
+    assert_eq!(fetch(&s, "/validated").await.2, "cache; hit; ttl=60", "fresh again");
+
+    // A client's own conditional gets a 304 from the revalidated entry.
+    s.cache.clock().advance(Duration::from_secs(61));
+    let r = s.get("/validated").header("if-none-match", "\"v0\"").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=304; stored");
+
+    // Changed at the origin: the full response replaces the entry.
+    new_origin_version(&s).await;
+    s.cache.clock().advance(Duration::from_secs(61));
+    let (_, x_cache, cache_status, body) = fetch(&s, "/validated").await;
+    assert_eq!((x_cache.as_str(), body.as_str()), ("MISS", "validated v1"));
+    assert_eq!(cache_status, "cache; fwd=stale; fwd-status=200; stored");
+    assert_eq!(s.origin.calls("/validated"), 4);
+}
+
+/// Tags in `Surrogate-Key` and `Cache-Tag` and the policy's
+/// `CDN-Cache-Control`, for a CDN in front, on stored and served responses.
+pub async fn tags_and_cdn_headers_go_downstream<A: Adapter>() {
+    let s = start::<A>().await;
+    for x_cache in ["MISS", "HIT"] {
+        let r = get(&s, "/tagged/7").await;
+        assert_eq!(header(&r, "x-cache"), x_cache);
+        // Sorted; the internal URI tag and a tag with a space left out.
+        assert_eq!(header(&r, "surrogate-key"), "group item:7");
+        assert_eq!(header(&r, "cache-tag"), "group,item:7");
+        assert_eq!(header(&r, "cdn-cache-control"), "max-age=3600");
+    }
+    let r = get(&s, "/plain/1").await;
+    assert!(r.headers().get("surrogate-key").is_none(), "only where the policy asks");
+}
+
+/// A policy in RFC 9111 mode that targets `CDN-Cache-Control` follows it
+/// over `Cache-Control` (RFC 9213), which still reaches the client.
+pub async fn cdn_cache_control_target<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/cdn-target").await.1, "MISS");
+    let r = get(&s, "/cdn-target").await;
+    assert_eq!(header(&r, "x-cache"), "HIT");
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert_eq!(s.origin.calls("/cdn-target"), 1);
+}
+
+/// XFetch early refresh: near expiry (here a huge β makes it near certain),
+/// fresh hits start a background refresh while they answer from the entry.
+pub async fn early_refresh<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/early").await.1, "MISS");
+    s.cache.clock().advance(Duration::from_secs(59));
+    new_origin_version(&s).await;
+    for _ in 0..20 {
+        let (_, x_cache, cache_status, body) = fetch(&s, "/early").await;
+        // Answered from the entry: the old version, fresh, or the new one
+        // once the refresh stored it.
+        match x_cache.as_str() {
+            "HIT" if body == "/early v0" => assert_eq!(cache_status, "cache; hit; ttl=1"),
+            "HIT" => assert_eq!((body.as_str(), cache_status.as_str()), ("/early v1", "cache; hit; ttl=60")),
+            other => panic!("{other}: {cache_status}"),
+        }
+        if s.origin.calls("/early") == 2 {
+            break;
+        }
+    }
+    if A::BACKGROUND_REFRESH {
+        until("the early refresh reaches the origin", || s.origin.calls("/early") == 2).await;
+        eventually_serves(&s, "/early", "HIT", "/early v1").await;
+    } else {
+        assert_eq!(s.origin.calls("/early"), 1, "no background refresh: hits only");
+    }
+}
+
+/// With `debug_keys`, `Cache-Status` names the key (RFC 9211 `key`); never
+/// without it.
+pub async fn debug_keys_in_cache_status<A: Adapter>() {
+    let cache = Cache::builder()
+        .clock(Clock::manual())
+        .debug_keys(true)
+        .build()
+        .expect("a valid cache");
+    let s = A::start(cache, Origin::default()).await;
+    assert_eq!(
+        fetch(&s, "/plain/1").await.2,
+        "cache; fwd=uri-miss; fwd-status=200; stored; key=\"http:1::/plain/1?::\""
+    );
+    assert_eq!(fetch(&s, "/plain/1").await.2, "cache; hit; ttl=60; key=\"http:1::/plain/1?::\"");
+    let plain = start::<A>().await;
+    assert_eq!(fetch(&plain, "/plain/1").await.2, "cache; fwd=uri-miss; fwd-status=200; stored");
 }
 
 /// Per-status TTLs, and statuses outside the cacheable set.

@@ -3,7 +3,7 @@
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, header};
+use http::{Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
@@ -74,6 +74,27 @@ fn origin_request<B>(ex: &Exchange<'_>, body: B) -> Request<B> {
     Request::from_parts(parts, body)
 }
 
+/// Adds the stale entry's validators from the origin (not the ETag the
+/// cache generated) to the origin request, so that it can answer `304`.
+/// Returns whether it added any.
+fn add_validators(headers: &mut http::HeaderMap, stale: &CachedEntry) -> bool {
+    if stale.status != StatusCode::OK {
+        return false;
+    }
+    let mut added = false;
+    if let Some(etag) = stale.etag()
+        && !super::storable::is_generated_etag(etag, &stale.body)
+    {
+        headers.insert(header::IF_NONE_MATCH, etag.clone());
+        added = true;
+    }
+    if let Some(modified) = stale.headers.get(header::LAST_MODIFIED) {
+        headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+        added = true;
+    }
+    added
+}
+
 impl Cache {
     /// Fetches from the origin, stores the response when allowed, and
     /// answers. `leader` is this request's role in coalescing, if any.
@@ -84,6 +105,7 @@ impl Cache {
         body: ReqB,
         origin: F,
         fwd: Fwd,
+        stale: Option<Arc<CachedEntry>>,
     ) -> Result<Response<CacheBody<ResB>>, E>
     where
         F: FnOnce(Request<ReqB>) -> Fut,
@@ -92,19 +114,41 @@ impl Cache {
         ResB::Error: Into<BoxError>,
     {
         let since = self.inner.invalidations.seq();
-        let response = match origin(origin_request(ex, body)).await {
+        let mut request = origin_request(ex, body);
+        let validated = stale.as_deref().is_some_and(|entry| add_validators(request.headers_mut(), entry));
+        let started = std::time::Instant::now();
+        let response = match origin(request).await {
             Ok(response) => response,
             Err(e) => {
                 if let Some(leader) = leader {
                     leader.finish(Outcome::Uncacheable);
                 }
+                if let Some(stale) = self.stale_if_error(ex, stale.as_deref(), None) {
+                    return Ok(stale);
+                }
                 return Err(e);
             }
         };
+        if response.status().is_server_error()
+            && let Some(stale) = self.stale_if_error(ex, stale.as_deref(), Some(response.status().as_u16()))
+        {
+            // Waiters fetch for themselves, and may get the stale entry too.
+            drop(leader);
+            return Ok(stale);
+        }
         let (mut parts, body) = response.into_parts();
         let hints = parts.extensions.remove::<CacheHints>().unwrap_or_default();
         let mut status = Status::forward(fwd);
         status.fwd_status = Some(parts.status.as_u16());
+        if validated
+            && parts.status == StatusCode::NOT_MODIFIED
+            && let Some(stale) = stale
+        {
+            // The stored body is still current: freshen the entry with the
+            // 304's headers (RFC 9111 §4.3.4) without a body transfer.
+            let entry = Arc::new(self.revalidated_entry(ex, &stale, parts, &hints));
+            return Ok(self.store_and_respond(ex, entry, leader, since, status).await);
+        }
         if let Some(refusal) = self.refusal(ex, &parts, &hints) {
             tracing::debug!(key = %ex.key, reason = refusal.reason, "response not stored");
             if refusal.by_request {
@@ -117,17 +161,9 @@ impl Cache {
         }
         match read_body(body, ex.policy.max_body_size).await {
             Read::Complete(bytes) => {
-                let entry = Arc::new(self.build_entry(ex, parts, bytes, &hints));
-                let put = self.put(ex, &entry, since).await;
-                status.stored = put == Put::Stored;
-                match (leader, put) {
-                    // Waiters may have arrived after the invalidation: one
-                    // of them fetches again rather than get this response.
-                    (Some(leader), Put::Invalidated) => drop(leader),
-                    (Some(leader), _) => leader.finish(Outcome::Entry(Arc::clone(&entry))),
-                    (None, _) => {}
-                }
-                Ok(self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms()))
+                let mut entry = self.build_entry(ex, parts, bytes, &hints);
+                entry.fetch_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
+                Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
             }
             Read::Partial(prefix, rest) => {
                 tracing::debug!(key = %ex.key, "response body over max_body_size or with trailers: streamed, not stored");
@@ -139,6 +175,44 @@ impl Cache {
                 Ok(self.respond_passed(ex, parts, CacheBody::failed(prefix, error), status))
             }
         }
+    }
+
+    /// Stores a fetched (or revalidated) entry, hands it to the waiters and
+    /// answers with it.
+    async fn store_and_respond<B>(
+        &self,
+        ex: &Exchange<'_>,
+        entry: Arc<CachedEntry>,
+        leader: Option<Leader>,
+        since: u64,
+        mut status: Status,
+    ) -> Response<CacheBody<B>> {
+        let put = self.put(ex, &entry, since).await;
+        status.stored = put == Put::Stored;
+        match (leader, put) {
+            // Waiters may have arrived after the invalidation: one of them
+            // fetches again rather than get this response.
+            (Some(leader), Put::Invalidated) => drop(leader),
+            (Some(leader), _) => leader.finish(Outcome::Entry(Arc::clone(&entry))),
+            (None, _) => {}
+        }
+        self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms())
+    }
+
+    /// The stale entry as the answer to a failed fetch (`fwd_status` is the
+    /// origin's 5xx, `None` for an error), when its `stale-if-error` window
+    /// allows.
+    fn stale_if_error<B>(&self, ex: &Exchange<'_>, stale: Option<&CachedEntry>, fwd_status: Option<u16>) -> Option<Response<CacheBody<B>>> {
+        let entry = stale?;
+        let now = self.inner.clock.now_ms();
+        if !entry.within_stale_window(now, entry.stale_if_error_ms) || !super::serve::may_serve_stale(ex.policy, entry) {
+            return None;
+        }
+        tracing::debug!(key = %ex.key, ?fwd_status, "origin failed: serving the stale entry (stale-if-error)");
+        let mut status = Status::forward(Fwd::Stale);
+        status.fwd_status = fwd_status;
+        status.ttl = Some(entry.signed_ttl_secs(now));
+        Some(self.respond_entry(ex.head(), entry, status, now))
     }
 
     /// Releases waiters to the origin and remembers the key as uncacheable,
@@ -164,7 +238,11 @@ impl Cache {
             tracing::debug!(key = %ex.key, "invalidated during the fetch: not stored");
             return Put::Invalidated;
         }
-        let ttl = Duration::from_millis(entry.retain_for_ms());
+        let mut ttl = Duration::from_millis(entry.retain_for_ms());
+        if ex.policy.mode == crate::CacheMode::Rfc9111 && super::rfc::has_validator(entry) {
+            // Kept past its freshness for conditional revalidation.
+            ttl = ttl.max(ex.policy.ttl);
+        }
         if let Err(err) = self.inner.store.put(key, Arc::clone(entry), ttl).await {
             self.log_store_error("put", &err);
             return Put::Failed;

@@ -1,10 +1,14 @@
 //! The cache engine: lookup, coalescing, storage and responses.
 
 mod fetch;
+mod lease;
+mod refresh;
 mod respond;
+mod rfc;
 mod serve;
 mod storable;
 
+pub use refresh::{MAX_REFRESHES, Refresh};
 pub(crate) use serve::uri_tag;
 
 use std::{fmt, sync::Arc};
@@ -40,9 +44,13 @@ pub(crate) struct Inner {
     pub(crate) hit_for_miss: HitForMiss,
     pub(crate) clock: Clock,
     pub(crate) name: String,
+    /// Whether `Cache-Status` carries the cache key.
+    pub(crate) debug_keys: bool,
     /// Recent invalidations: a fetch that overlapped one that concerns its
     /// entry does not store what it fetched, since it may predate the change.
     pub(crate) invalidations: InvalidationLog,
+    /// Permits for background refreshes ([`MAX_REFRESHES`]).
+    pub(crate) refreshes: Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for Cache {
@@ -79,6 +87,11 @@ impl Cache {
     }
 
     pub(crate) fn log_store_error(&self, operation: &'static str, err: &StoreError) {
+        if matches!(err, StoreError::CircuitOpen | StoreError::Unavailable) {
+            // Said once, when the store went away.
+            tracing::debug!(cache = %self.inner.name, operation, error = %err, "cache store skipped; serving from the origin");
+            return;
+        }
         tracing::warn!(cache = %self.inner.name, operation, error = %err, "cache store failed; serving from the origin");
     }
 }
@@ -89,6 +102,7 @@ pub struct CacheBuilder {
     store: Option<SharedStore>,
     clock: Clock,
     name: String,
+    debug_keys: bool,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -110,6 +124,7 @@ impl CacheBuilder {
             store: None,
             clock: Clock::system(),
             name: DEFAULT_NAME.to_owned(),
+            debug_keys: false,
         }
     }
 
@@ -123,6 +138,14 @@ impl CacheBuilder {
     /// The name in `Cache-Status` (`<name>; hit`). Default: `cache`.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        self
+    }
+
+    /// Adds each request's cache key to `Cache-Status` (`key="…"`, RFC 9211
+    /// §2.7), for debugging. Off by default: a key can name the tenant and
+    /// the varied headers of a request, which clients need not see.
+    pub fn debug_keys(mut self, enabled: bool) -> Self {
+        self.debug_keys = enabled;
         self
     }
 
@@ -177,7 +200,9 @@ impl CacheBuilder {
                 hit_for_miss: HitForMiss::default(),
                 clock: self.clock,
                 name: self.name,
+                debug_keys: self.debug_keys,
                 invalidations: InvalidationLog::default(),
+                refreshes: Arc::new(tokio::sync::Semaphore::new(MAX_REFRESHES)),
             }),
         }
     }

@@ -40,7 +40,7 @@ impl Exchange<'_> {
 
 impl Cache {
     pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &CachedEntry, now_ms: u64) -> Response<CacheBody<B>> {
-        self.respond_entry(head, entry, Status::hit(entry.ttl_secs(now_ms)), now_ms)
+        self.respond_entry(head, entry, Status::hit(entry.signed_ttl_secs(now_ms)), now_ms)
     }
 
     /// The response for a request that waited on another's fetch.
@@ -62,6 +62,7 @@ impl Cache {
                     headers.append(name.clone(), value.clone());
                 }
             }
+            downstream_headers(head.policy, &mut headers, &entry.tags);
             return self.finish(head, StatusCode::NOT_MODIFIED, headers, CacheBody::empty(), status, age);
         }
         let mut headers = entry.headers.clone();
@@ -73,6 +74,7 @@ impl Cache {
         } else {
             CacheBody::full(entry.body.clone())
         };
+        downstream_headers(head.policy, &mut headers, &entry.tags);
         self.finish(head, entry.status, headers, body, status, age)
     }
 
@@ -93,6 +95,16 @@ impl Cache {
         response.extensions_mut().remove::<crate::RouteMatch>();
         add_vary(response.headers_mut(), &ex.policy.keyed_headers);
         decorate(response.headers_mut(), &self.inner.name, status);
+        response
+    }
+
+    /// `504 Gateway Timeout` for an `only-if-cached` request the cache
+    /// cannot answer.
+    pub(crate) fn respond_gateway_timeout<B>(&self, ex: &Exchange<'_>) -> Response<CacheBody<B>> {
+        let mut response = Response::new(CacheBody::empty());
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        add_vary(response.headers_mut(), &ex.policy.keyed_headers);
+        decorate(response.headers_mut(), &self.inner.name, Status::forward(Fwd::Request));
         response
     }
 
@@ -120,6 +132,7 @@ impl Cache {
         if let Some(cc) = &head.policy.downstream_cache_control {
             headers.insert(header::CACHE_CONTROL, cc.clone());
         }
+
         decorate(&mut headers, &self.inner.name, status);
         let mut response = Response::new(body);
         *response.status_mut() = code;
@@ -142,6 +155,42 @@ pub(crate) fn add_vary(headers: &mut HeaderMap, keyed: &[HeaderName]) {
             headers.append(header::VARY, HeaderValue::from_name(name.clone()));
         }
     }
+}
+
+/// The headers the policy adds for a CDN in front: `CDN-Cache-Control`, and
+/// the entry's tags.
+fn downstream_headers(policy: &PolicyInner, headers: &mut HeaderMap, tags: &[String]) {
+    if let Some(cdn) = &policy.downstream_cdn_cache_control {
+        headers.insert(CDN_CACHE_CONTROL, cdn.clone());
+    }
+    for name in &policy.tag_headers {
+        let separator = if name == "cache-tag" { "," } else { " " };
+        if let Some(value) = tag_header(tags, separator) {
+            headers.insert(name.clone(), value);
+        }
+    }
+}
+
+/// `CDN-Cache-Control` (RFC 9213).
+pub(crate) const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+
+/// The entry's tags for a CDN, joined by `separator`; internal tags (`@…`)
+/// and tags a CDN could not parse back are left out.
+fn tag_header(tags: &[String], separator: &str) -> Option<HeaderValue> {
+    let mut out = String::new();
+    for tag in tags {
+        if tag.is_empty() || tag.starts_with('@') || tag.chars().any(|c| c.is_whitespace() || c == ',' || c.is_control()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(separator);
+        }
+        out.push_str(tag);
+    }
+    if out.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&out).ok()
 }
 
 fn decorate(headers: &mut HeaderMap, name: &str, status: Status) {

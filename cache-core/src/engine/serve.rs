@@ -6,9 +6,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response, header, request::Parts};
 use http_body::Body;
 
-use super::{Cache, respond::Head};
+use super::{
+    Cache,
+    lease::Across,
+    refresh::Refresh,
+    respond::Head,
+    rfc::{self, RequestDirectives},
+};
 use crate::{
-    CacheBody, CachePolicy, CachedEntry, RouteMatch,
+    CacheBody, CacheMode, CachePolicy, CachedEntry, RouteMatch,
     cache_status::{Fwd, Status},
     coalesce::{self, Joined, Waited},
     error::BoxError,
@@ -30,7 +36,7 @@ pub(crate) struct Exchange<'a> {
 }
 
 impl<'a> Exchange<'a> {
-    fn new(policy: &'a PolicyInner, route: &'a RouteMatch, parts: Parts, shared: bool) -> Self {
+    pub(crate) fn new(policy: &'a PolicyInner, route: &'a RouteMatch, parts: Parts, shared: bool) -> Self {
         let key = policy.key.build(&parts);
         Exchange {
             policy,
@@ -106,40 +112,131 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let policy = policy.inner();
-        let (parts, body) = req.into_parts();
-        match classify(&parts, policy) {
-            Class::Pass(fwd) => {
-                let response = origin(Request::from_parts(parts, body)).await?;
-                let keyed = if fwd == Fwd::Bypass { &policy.keyed_headers[..] } else { &[] };
-                Ok(self.pass(response, Status::forward(fwd), keyed))
-            }
-            Class::Unsafe => self.serve_unsafe(policy, route, parts, body, origin).await,
-            Class::StoreOnly => {
-                let ex = Exchange::new(policy, route, parts, false);
-                self.fetch(&ex, None, body, origin, Fwd::Bypass).await
-            }
-            Class::Cacheable => {
-                let ex = Exchange::new(policy, route, parts, true);
-                self.serve_cacheable(&ex, body, origin).await
-            }
-        }
+        self.serve_step(policy, route, req, origin, false)
+            .await
+            .map(|(response, _)| response)
     }
 
-    async fn serve_cacheable<ReqB, ResB, E, F, Fut>(&self, ex: &Exchange<'_>, body: ReqB, origin: F) -> Result<Response<CacheBody<ResB>>, E>
+    /// [`serve`](Cache::serve), and stale-while-revalidate in the
+    /// background: when the store holds a stale entry inside the policy's
+    /// (or the response's) `stale-while-revalidate` window, the entry is
+    /// answered at once (`X-Cache: STALE`, a negative `ttl` in
+    /// `Cache-Status`) and a [`Refresh`] is returned: the caller runs
+    /// [`Refresh::run`] in the background (`tokio::spawn`, or a local task),
+    /// which fetches from `origin` and stores the response. One refresh per
+    /// key runs at a time, and at most [`MAX_REFRESHES`](crate::MAX_REFRESHES)
+    /// across keys; past that the stale entry is still answered and a
+    /// later request refreshes it.
+    ///
+    /// [`serve`](Cache::serve) instead treats such an entry as a miss and
+    /// fetches before answering.
+    pub async fn serve_with_refresh<ReqB, ResB, E, F, Fut>(
+        &self,
+        policy: &CachePolicy,
+        route: &RouteMatch,
+        req: Request<ReqB>,
+        origin: F,
+    ) -> Result<(Response<CacheBody<ResB>>, Option<Refresh<ReqB, F>>), E>
     where
         F: FnOnce(Request<ReqB>) -> Fut,
         Fut: Future<Output = Result<Response<ResB>, E>>,
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let fwd = match self.lookup(ex).await {
-            Ok((entry, now)) => return Ok(self.respond_hit(ex.head(), &entry, now)),
-            Err(fwd) => fwd,
+        self.serve_step(policy, route, req, origin, true).await
+    }
+
+    async fn serve_step<ReqB, ResB, E, F, Fut>(
+        &self,
+        policy: &CachePolicy,
+        route: &RouteMatch,
+        req: Request<ReqB>,
+        origin: F,
+        refresh: bool,
+    ) -> Result<(Response<CacheBody<ResB>>, Option<Refresh<ReqB, F>>), E>
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let inner = policy.inner();
+        let (parts, body) = req.into_parts();
+        let response = match classify(&parts, inner) {
+            Class::Pass(fwd) => {
+                let response = origin(Request::from_parts(parts, body)).await?;
+                let keyed = if fwd == Fwd::Bypass { &inner.keyed_headers[..] } else { &[] };
+                self.pass(response, Status::forward(fwd), keyed)
+            }
+            Class::Unsafe => self.serve_unsafe(inner, route, parts, body, origin).await?,
+            Class::StoreOnly => {
+                let ex = Exchange::new(inner, route, parts, false);
+                let mut response = self.fetch(&ex, None, body, origin, Fwd::Bypass, None).await?;
+                self.debug_key(&mut response, &ex.key);
+                response
+            }
+            Class::Cacheable => {
+                let ex = Exchange::new(inner, route, parts, true);
+                return match self.serve_cacheable(&ex, body, origin, refresh).await? {
+                    Served::Response(mut response) => {
+                        self.debug_key(&mut response, &ex.key);
+                        Ok((response, None))
+                    }
+                    Served::Refresh(mut response, body, origin, stored_at_ms) => {
+                        self.debug_key(&mut response, &ex.key);
+                        let refresh = self.refresh_job(policy, route, ex.parts, body, origin, stored_at_ms);
+                        Ok((response, refresh))
+                    }
+                };
+            }
+        };
+        Ok((response, None))
+    }
+
+    async fn serve_cacheable<ReqB, ResB, E, F, Fut>(
+        &self,
+        ex: &Exchange<'_>,
+        body: ReqB,
+        origin: F,
+        refresh: bool,
+    ) -> Result<Served<ResB, ReqB, F>, E>
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let Miss { fwd, stale } = match self.lookup(ex).await {
+            Ok((entry, now)) => {
+                let response = self.respond_hit(ex.head(), &entry, now);
+                if refresh && early_refresh_due(ex.policy, &entry, now) {
+                    return Ok(Served::Refresh(response, body, origin, entry.stored_at_ms));
+                }
+                return Ok(Served::Response(response));
+            }
+            Err(miss) => miss,
         };
         let now = self.inner.clock.now_ms();
+        if let Some(entry) = &stale
+            && refresh
+            && fwd == Fwd::Stale
+            && entry.within_stale_window(now, entry.stale_while_revalidate_ms)
+            && may_serve_stale(ex.policy, entry)
+        {
+            return Ok(Served::Refresh(
+                self.respond_hit(ex.head(), entry, now),
+                body,
+                origin,
+                entry.stored_at_ms,
+            ));
+        }
+        if ex.policy.mode == CacheMode::Rfc9111 && RequestDirectives::of(&ex.parts).is_some_and(|d| d.only_if_cached) {
+            // RFC 9111 §5.2.1.7: nothing stored will do, and the origin must
+            // not be asked.
+            return Ok(Served::Response(self.respond_gateway_timeout(ex)));
+        }
         if !ex.policy.coalesce || self.inner.hit_for_miss.is_marked(ex.key.as_str(), now) {
-            return self.fetch(ex, None, body, origin, fwd).await;
+            return self.fetch(ex, None, body, origin, fwd, stale).await.map(Served::Response);
         }
         loop {
             match self.inner.coalescer.join(ex.key.as_str()) {
@@ -148,21 +245,42 @@ impl Cache {
                     // lookup and our joining: look again before fetching.
                     if let Ok((entry, now)) = self.lookup(ex).await {
                         leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
-                        return Ok(self.respond_hit(ex.head(), &entry, now));
+                        return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
                     }
-                    return self.fetch(ex, Some(leader), body, origin, fwd).await;
+                    if !ex.policy.coalesce_across_instances {
+                        return self.fetch(ex, Some(leader), body, origin, fwd, stale).await.map(Served::Response);
+                    }
+                    return match self.lease_or_wait(ex).await {
+                        Across::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
+                            leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
+                            Ok(Served::Response(self.respond_collapsed(ex, &entry, fwd)))
+                        }
+                        Across::Entry(_) => self
+                            .fetch(ex, Some(leader), body, origin, Fwd::VaryMiss, stale)
+                            .await
+                            .map(Served::Response),
+                        Across::Fetch(lease) => {
+                            let response = self.fetch(ex, Some(leader), body, origin, fwd, stale).await;
+                            if let Some(lease) = lease {
+                                lease.release().await;
+                            }
+                            response.map(Served::Response)
+                        }
+                    };
                 }
                 Joined::Waiter(rx) => match coalesce::wait(rx, ex.policy.coalesce_timeout).await {
                     // The leader's response may vary on headers this
                     // request does not share.
                     Waited::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
-                        return Ok(self.respond_collapsed(ex, &entry, fwd));
+                        return Ok(Served::Response(self.respond_collapsed(ex, &entry, fwd)));
                     }
-                    Waited::Entry(_) => return self.fetch(ex, None, body, origin, Fwd::VaryMiss).await,
-                    Waited::Uncacheable | Waited::TimedOut => return self.fetch(ex, None, body, origin, fwd).await,
+                    Waited::Entry(_) => return self.fetch(ex, None, body, origin, Fwd::VaryMiss, stale).await.map(Served::Response),
+                    Waited::Uncacheable | Waited::TimedOut => {
+                        return self.fetch(ex, None, body, origin, fwd, stale).await.map(Served::Response);
+                    }
                     Waited::Abandoned => {
                         if let Ok((entry, now)) = self.lookup(ex).await {
-                            return Ok(self.respond_hit(ex.head(), &entry, now));
+                            return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
                         }
                     }
                 },
@@ -171,19 +289,23 @@ impl Cache {
     }
 
     /// A fresh entry for the request and the time it was checked at, or why
-    /// the origin must be asked.
-    async fn lookup(&self, ex: &Exchange<'_>) -> Result<(Arc<CachedEntry>, u64), Fwd> {
+    /// the origin must be asked (with the stale entry, if there is one).
+    pub(crate) async fn lookup(&self, ex: &Exchange<'_>) -> Result<(Arc<CachedEntry>, u64), Miss> {
         let entry = match self.inner.store.get(ex.key.as_str()).await {
             Ok(Some(entry)) => entry,
-            Ok(None) => return Err(Fwd::UriMiss),
+            Ok(None) => return Err(Miss::new(Fwd::UriMiss)),
             Err(err) => {
                 self.log_store_error("get", &err);
-                return Err(Fwd::UriMiss);
+                return Err(Miss::new(Fwd::UriMiss));
             }
         };
         let now = self.inner.clock.now_ms();
-        usable(&entry, &ex.parts, now)?;
-        Ok((entry, now))
+        match usable(&entry, &ex.parts, now, ex.policy) {
+            Ok(()) => Ok((entry, now)),
+            // Kept for stale serving and revalidation.
+            Err(fwd @ (Fwd::Stale | Fwd::Request)) => Err(Miss { fwd, stale: Some(entry) }),
+            Err(fwd) => Err(Miss::new(fwd)),
+        }
     }
 
     /// Answers a request from the store without waiting, when it can: the
@@ -199,8 +321,46 @@ impl Cache {
         let key = policy.key.build(parts);
         let entry = self.inner.store.get_now(key.as_str())?;
         let now = self.inner.clock.now_ms();
-        usable(&entry, parts, now).ok()?;
-        Some(self.respond_hit(Head { parts, policy }, &entry, now))
+        usable(&entry, parts, now, policy).ok()?;
+        if in_early_refresh_window(policy, &entry, now) {
+            // The asynchronous path decides, and can start the refresh.
+            return None;
+        }
+        let mut response = self.respond_hit(Head { parts, policy }, &entry, now);
+        self.debug_key(&mut response, &key);
+        Some(response)
+    }
+
+    /// Adds `key="…"` to `Cache-Status` when the cache was built with
+    /// [`CacheBuilder::debug_keys`](super::CacheBuilder::debug_keys).
+    fn debug_key<B>(&self, response: &mut Response<B>, key: &CacheKey) {
+        if !self.inner.debug_keys {
+            return;
+        }
+        let Some(status) = response.headers().get(crate::cache_status::CACHE_STATUS) else {
+            return;
+        };
+        let mut value = String::from_utf8_lossy(status.as_bytes()).into_owned();
+        value.push_str("; key=\"");
+        for c in key.as_str().chars() {
+            match c {
+                '"' | '\\' => {
+                    value.push('\\');
+                    value.push(c);
+                }
+                ' '..='~' => value.push(c),
+                other => {
+                    let mut buf = [0; 4];
+                    for b in other.encode_utf8(&mut buf).bytes() {
+                        value.push_str(&format!("%{b:02X}"));
+                    }
+                }
+            }
+        }
+        value.push('"');
+        if let Ok(value) = http::HeaderValue::try_from(value) {
+            response.headers_mut().insert(crate::cache_status::CACHE_STATUS, value);
+        }
     }
 
     async fn serve_unsafe<ReqB, ResB, E, F, Fut>(
@@ -226,7 +386,25 @@ impl Cache {
         if status.is_success() || status.is_redirection() {
             let mut tags = self.route_tags(&ex, routed.as_ref());
             tags.push(uri_tag(ex.key.uri()));
-            if let Err(err) = self.invalidator().tags(tags).await {
+            // RFC 9111 §4.4: the URIs the response names, on this origin.
+            for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                if let Some(target) = response.headers().get(name).and_then(|v| same_origin_target(&ex.parts, v)) {
+                    let mut parts = ex.parts.clone();
+                    parts.uri = target;
+                    tags.push(uri_tag(policy.key.build(&parts).uri()));
+                }
+            }
+            // On its own task: a client that goes away must not leave the
+            // invalidation half done.
+            let invalidator = self.invalidator();
+            let result = match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => runtime
+                    .spawn(async move { invalidator.tags(tags).await })
+                    .await
+                    .unwrap_or_else(|join| Err(crate::StoreError::backend(join))),
+                Err(_) => invalidator.tags(tags).await,
+            };
+            if let Err(err) = result {
                 self.log_store_error("invalidate", &err);
             }
         }
@@ -234,15 +412,106 @@ impl Cache {
     }
 }
 
-/// Whether a stored entry may answer the request at `now`.
-fn usable(entry: &CachedEntry, parts: &Parts, now: u64) -> Result<(), Fwd> {
+/// Why a lookup found nothing to answer with.
+pub(crate) struct Miss {
+    pub(crate) fwd: Fwd,
+    /// A stale entry that matches the request: what stale-while-revalidate
+    /// and stale-if-error may answer with.
+    pub(crate) stale: Option<Arc<CachedEntry>>,
+}
+
+impl Miss {
+    fn new(fwd: Fwd) -> Self {
+        Miss { fwd, stale: None }
+    }
+}
+
+/// What serving a cacheable request came to.
+pub(crate) enum Served<ResB, ReqB, F> {
+    Response(Response<CacheBody<ResB>>),
+    /// A stored entry answered (stale, or fresh but due for an early
+    /// refresh); the request's body and origin are left for a background
+    /// refresh of the entry stored at `u64` (ms).
+    Refresh(Response<CacheBody<ResB>>, ReqB, F, u64),
+}
+
+/// Whether a stored entry may answer the request at `now`: it matches the
+/// request's varied headers and is fresh, or, in RFC 9111 mode, satisfies
+/// the request's own directives (which may refuse a fresh entry or accept a
+/// stale one).
+fn usable(entry: &CachedEntry, parts: &Parts, now: u64, policy: &PolicyInner) -> Result<(), Fwd> {
     if !entry.vary_matches(&parts.headers) {
         return Err(Fwd::VaryMiss);
+    }
+    if policy.mode == CacheMode::Rfc9111
+        && let Some(directives) = RequestDirectives::of(parts)
+    {
+        return match entry.is_fresh(now) {
+            true if directives.accepts_fresh(entry, now) => Ok(()),
+            true => Err(Fwd::Request),
+            false if directives.accepts_stale(entry, now) => Ok(()),
+            false if directives.no_cache => Err(Fwd::Request),
+            false => Err(Fwd::Stale),
+        };
     }
     if !entry.is_fresh(now) {
         return Err(Fwd::Stale);
     }
     Ok(())
+}
+
+/// Beyond this many times the expected XFetch gap, an early refresh is too
+/// unlikely (e^-10) to consider.
+const EARLY_REFRESH_WINDOW: f64 = 10.0;
+
+/// The XFetch gap of an entry: its fetch time times β, in ms.
+fn early_refresh_gap_ms(policy: &PolicyInner, entry: &CachedEntry) -> f64 {
+    entry.fetch_ms.max(1) as f64 * policy.early_refresh_beta
+}
+
+/// Whether a fresh entry is close enough to expiry that an early refresh
+/// may be due.
+fn in_early_refresh_window(policy: &PolicyInner, entry: &CachedEntry, now: u64) -> bool {
+    policy.early_refresh_beta > 0.0
+        && (entry.fresh_until_ms().saturating_sub(now) as f64) < EARLY_REFRESH_WINDOW * early_refresh_gap_ms(policy, entry)
+}
+
+/// XFetch: whether this hit on a fresh entry should start a refresh,
+/// `now − gap · ln(rand) ≥ expiry`.
+fn early_refresh_due(policy: &PolicyInner, entry: &CachedEntry, now: u64) -> bool {
+    if !in_early_refresh_window(policy, entry, now) {
+        return false;
+    }
+    let draw = -(1.0 - fastrand::f64()).ln();
+    draw * early_refresh_gap_ms(policy, entry) >= entry.fresh_until_ms().saturating_sub(now) as f64
+}
+
+/// Whether the policy lets the entry answer once stale (stale-while-
+/// revalidate, stale-if-error): in RFC 9111 mode, not when the response said
+/// `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`.
+pub(crate) fn may_serve_stale(policy: &PolicyInner, entry: &CachedEntry) -> bool {
+    policy.mode != CacheMode::Rfc9111 || !rfc::forbids_stale(entry)
+}
+
+/// The path and query of a `Location` or `Content-Location` value, when it
+/// names a resource of the request's own origin (a path, or an absolute URI
+/// whose authority is the request's `Host`).
+fn same_origin_target(parts: &Parts, value: &http::HeaderValue) -> Option<http::Uri> {
+    let uri: http::Uri = value.to_str().ok()?.parse().ok()?;
+    if let Some(authority) = uri.authority() {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))?;
+        if !authority.as_str().eq_ignore_ascii_case(host) {
+            return None;
+        }
+    } else if !uri.path().starts_with('/') {
+        return None;
+    }
+    let path_and_query = uri.path_and_query()?.clone();
+    http::Uri::builder().path_and_query(path_and_query).build().ok()
 }
 
 /// The tag every entry carries for its URI, so that all variants of a URI

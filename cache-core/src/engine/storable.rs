@@ -4,11 +4,11 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, response};
 
 use super::{
-    Cache,
+    Cache, rfc,
     serve::{Exchange, uri_tag},
 };
 use crate::{
-    CacheHints, CachedEntry, RouteMatch,
+    CacheHints, CacheMode, CachedEntry, RouteMatch,
     cache_control::CacheControl,
     cache_status::{CACHE_STATUS, X_CACHE},
     clock::duration_ms,
@@ -56,14 +56,25 @@ impl Cache {
         if parts.headers.contains_key(header::SET_COOKIE) {
             return by_response("response sets a cookie");
         }
-        let cc = CacheControl::from_headers(&parts.headers);
-        if cc.has("no-store") || cc.has("private") || cc.has("no-cache") {
+        let rfc = ex.policy.mode == CacheMode::Rfc9111;
+        let cc = response_directives(ex, &parts.headers);
+        // A shared cache stores `no-cache` responses and revalidates them
+        // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
+        if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
             return by_response("response Cache-Control forbids storing");
         }
         if vary_names(&parts.headers).any(|v| v == "*") {
             return by_response("response varies on everything (Vary: *)");
         }
-        if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
+        if rfc {
+            let fresh = hints
+                .ttl_override()
+                .unwrap_or_else(|| rfc::freshness(&cc, &parts.headers, parts.status, self.inner.clock.now_ms()));
+            let validator = parts.headers.contains_key(header::ETAG) || parts.headers.contains_key(header::LAST_MODIFIED);
+            if fresh.is_zero() && !validator {
+                return by_response("no freshness and no validator: it could never be reused");
+            }
+        } else if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
             return by_response("zero TTL");
         }
         if declared_length(parts).is_some_and(|n| n > ex.policy.max_body_size as u64) {
@@ -81,25 +92,76 @@ impl Cache {
 
     /// Makes the entry for a storable response.
     pub(crate) fn build_entry(&self, ex: &Exchange<'_>, parts: response::Parts, body: Bytes, hints: &CacheHints) -> CachedEntry {
-        let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
+        let now = self.inner.clock.now_ms();
+        let rfc = ex.policy.mode == CacheMode::Rfc9111;
+        let mut initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
+        // RFC 5861: the response's own stale windows win over the policy's.
+        let cc = response_directives(ex, &parts.headers);
+        let rfc_fresh = rfc.then(|| {
+            // RFC 9111 §4.2.3: the age is at least the time since `Date`,
+            // and it counts against the freshness lifetime.
+            initial_age_ms = initial_age_ms.max(rfc::apparent_age_ms(&parts.headers, now));
+            rfc::freshness(&cc, &parts.headers, parts.status, now).saturating_sub(std::time::Duration::from_millis(initial_age_ms))
+        });
+        let window =
+            |directive: &str, policy: std::time::Duration| cc.seconds(directive).map_or(duration_ms(policy), |s| s.saturating_mul(1000));
+        let stale_while_revalidate_ms = window("stale-while-revalidate", ex.policy.stale_while_revalidate);
+        let stale_if_error_ms = window("stale-if-error", ex.policy.stale_if_error);
         let vary = self.varied_values(ex, &parts.headers);
         let mut headers = end_to_end(parts.headers);
         if parts.status == StatusCode::OK && !headers.contains_key(header::ETAG) {
             headers.insert(header::ETAG, generated_etag(&body));
         }
         super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
-        let fresh_for = hints.ttl_override().unwrap_or_else(|| ex.policy.ttl_for(parts.status));
+        let fresh_for = hints
+            .ttl_override()
+            .or(rfc_fresh)
+            .unwrap_or_else(|| ex.policy.ttl_for(parts.status));
         let mut tags = self.route_tags(ex, parts.extensions.get::<RouteMatch>());
         tags.extend(hints.tags().iter().cloned());
         tags.push(uri_tag(ex.key.uri()));
         tags.sort_unstable();
         tags.dedup();
-        let mut entry = CachedEntry::new(parts.status, headers, body, self.inner.clock.now_ms(), duration_ms(fresh_for));
+        let mut entry = CachedEntry::new(parts.status, headers, body, now, duration_ms(fresh_for));
         entry.initial_age_ms = initial_age_ms;
-        entry.stale_while_revalidate_ms = duration_ms(ex.policy.stale_while_revalidate);
-        entry.stale_if_error_ms = duration_ms(ex.policy.stale_if_error);
+        entry.stale_while_revalidate_ms = stale_while_revalidate_ms;
+        entry.stale_if_error_ms = stale_if_error_ms;
         entry.tags = tags;
         entry.vary = vary;
+        entry
+    }
+
+    /// The stale entry freshened by a `304` from the origin: the 304's
+    /// end-to-end headers replace the stored ones of the same names
+    /// (`Content-Length` excepted), and freshness starts again now.
+    pub(crate) fn revalidated_entry(
+        &self,
+        ex: &Exchange<'_>,
+        stale: &CachedEntry,
+        parts: response::Parts,
+        hints: &CacheHints,
+    ) -> CachedEntry {
+        let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
+        let updates = end_to_end(parts.headers);
+        let mut entry = stale.clone();
+        for name in updates.keys() {
+            if name != header::CONTENT_LENGTH {
+                entry.headers.remove(name);
+            }
+        }
+        for (name, value) in &updates {
+            if name != header::CONTENT_LENGTH {
+                entry.headers.append(name.clone(), value.clone());
+            }
+        }
+        let now = self.inner.clock.now_ms();
+        let fresh_for = hints.ttl_override().unwrap_or_else(|| match ex.policy.mode {
+            CacheMode::Rfc9111 => rfc::freshness(&CacheControl::from_headers(&entry.headers), &entry.headers, entry.status, now),
+            _ => ex.policy.ttl_for(entry.status),
+        });
+        entry.stored_at_ms = now;
+        entry.initial_age_ms = initial_age_ms;
+        entry.fresh_for_ms = duration_ms(fresh_for);
         entry
     }
 
@@ -153,10 +215,23 @@ fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
 /// (RFC 9111 §3.5): `public`, or a positive `s-maxage`. A zero lifetime
 /// means "revalidate every time", which a cache serving by its own TTL
 /// does not do, so it is not shared.
+/// The response's caching directives for this cache: `CDN-Cache-Control`'s
+/// when the policy makes the cache its target (RFC 9213) and the response
+/// has one, else `Cache-Control`'s.
+fn response_directives(ex: &Exchange<'_>, headers: &HeaderMap) -> CacheControl {
+    if ex.policy.cdn_cache_control_target && ex.policy.mode == CacheMode::Rfc9111 && headers.contains_key(super::respond::CDN_CACHE_CONTROL)
+    {
+        return CacheControl::from_field(headers, &super::respond::CDN_CACHE_CONTROL);
+    }
+    CacheControl::from_headers(headers)
+}
+
+/// Whether a response to a request with `Authorization` may be shared
+/// (RFC 9111 §3.5: `public`, `s-maxage` or `must-revalidate`).
 fn shareable(cc: &CacheControl) -> bool {
     match cc.seconds("s-maxage") {
         Some(s) => s > 0,
-        None => cc.has("public") && cc.seconds("max-age") != Some(0),
+        None => (cc.has("public") || cc.has("must-revalidate")) && cc.seconds("max-age") != Some(0),
     }
 }
 
@@ -193,6 +268,12 @@ fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
 }
 
 /// A strong `ETag` from the body's BLAKE3 hash (128 bits).
+/// Whether `etag` is the one the cache generates for `body` (the origin
+/// sent none).
+pub(crate) fn is_generated_etag(etag: &HeaderValue, body: &[u8]) -> bool {
+    etag.len() == 34 && *etag == generated_etag(body)
+}
+
 fn generated_etag(body: &[u8]) -> HeaderValue {
     let hash = blake3::hash(body);
     let hex = hash.to_hex();

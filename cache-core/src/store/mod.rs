@@ -8,7 +8,10 @@
 //! # Feature flags
 //!
 //! - `moka` (default): [`MokaStore`], in memory, weighed by bytes.
-//! - `redis`: [`RedisStore`], shared by every instance of an application.
+//! - `redis`: [`RedisStore`], shared by every instance of an application,
+//!   on a Redis server or a Redis Cluster; with `moka` too, [`TieredStore`]:
+//!   moka in front of Redis, invalidated across instances over pub/sub.
+//! - `redis-tls`: `rediss://` URLs for the Redis store.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -23,7 +26,15 @@ mod redis;
 pub use self::moka::{DEFAULT_CAPACITY_BYTES, MokaStore, MokaStoreBuilder};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, RedisStore, RedisStoreBuilder};
+pub use self::redis::{
+    BreakerState, BreakerStats, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, DEFAULT_RESPONSE_TIMEOUT,
+    RedisStore, RedisStoreBuilder,
+};
+#[cfg(all(feature = "redis", feature = "moka"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "moka"))))]
+pub use self::tiered::{TieredStore, TieredStoreBuilder};
+#[cfg(all(feature = "redis", feature = "moka"))]
+mod tiered;
 
 /// A cache store.
 ///
@@ -62,6 +73,51 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops every entry whose key starts with `prefix`; returns how many.
     fn invalidate_prefix(&self, prefix: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Takes a short lease on `key` for `ttl`, so that one instance of the
+    /// application fetches a missing response while the others wait for it
+    /// (cross-instance coalescing). A lease that is not released expires.
+    /// The default answers [`Lease::Unsupported`]: a store that only one
+    /// process sees needs no more than the engine's own coalescing.
+    fn try_lease(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<Lease, StoreError>> + Send {
+        let _ = (key, ttl);
+        std::future::ready(Ok(Lease::Unsupported))
+    }
+
+    /// Releases a lease taken by [`try_lease`](Store::try_lease), if it is
+    /// still the holder's.
+    fn release_lease(&self, key: &str, token: &LeaseToken) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (key, token);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// The answer to [`Store::try_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lease {
+    /// The caller holds the lease; release it with this token.
+    Acquired(LeaseToken),
+    /// Another holder has it.
+    Held,
+    /// The store has no leases.
+    Unsupported,
+}
+
+/// Proves a lease's holder: a random token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// A fresh random token.
+    pub fn random() -> Self {
+        LeaseToken(format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)))
+    }
+
+    /// The token as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -74,6 +130,8 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn invalidate_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn try_lease<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Lease, StoreError>>;
+    fn release_lease<'a>(&'a self, key: &'a str, token: &'a LeaseToken) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 impl<S: Store> DynStore for S {
@@ -94,6 +152,12 @@ impl<S: Store> DynStore for S {
     }
     fn invalidate_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(Store::invalidate_prefix(self, prefix))
+    }
+    fn try_lease<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Lease, StoreError>> {
+        Box::pin(Store::try_lease(self, key, ttl))
+    }
+    fn release_lease<'a>(&'a self, key: &'a str, token: &'a LeaseToken) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(Store::release_lease(self, key, token))
     }
 }
 

@@ -86,6 +86,7 @@ impl Default for MokaStore {
 struct Stored {
     entry: Arc<CachedEntry>,
     ttl: Duration,
+    stored_at: Instant,
     id: u64,
 }
 
@@ -167,6 +168,17 @@ impl MokaStore {
         self.cache.weighted_size()
     }
 
+    /// How much longer the entry at `key` is kept, if there is one.
+    pub fn time_to_live(&self, key: &str) -> Option<Duration> {
+        let stored = self.cache.get(key)?;
+        Some(stored.ttl.saturating_sub(stored.stored_at.elapsed()))
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Runs moka's pending maintenance (evictions, counts) now.
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
@@ -229,6 +241,7 @@ impl Store for MokaStore {
         let stored = Stored {
             entry,
             ttl,
+            stored_at: Instant::now(),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
         };
         self.tags.add(key, &stored);

@@ -1,5 +1,6 @@
 //! [`Catalog`]: the async facade over the pooled database.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,8 +10,10 @@ use crate::model::{Category, ListQuery, Product, ProductPage, ProductUpdate};
 use crate::pool::{Access, Pool};
 use crate::{queries, validate};
 
-/// The product catalog of every tenant: an in-memory SQLite database seeded
-/// at start, playing the slow origin that an HTTP cache sits in front of.
+/// The product catalog of every tenant: a SQLite database seeded at start,
+/// in memory ([`Catalog::open`]) or in a file that several processes share
+/// ([`Catalog::open_file`]), playing the slow origin that an HTTP cache sits
+/// in front of.
 ///
 /// Cloning is cheap; clones share the database and the query counter.
 /// Each query first waits for the configured latency, then runs on a pooled
@@ -35,16 +38,60 @@ impl Catalog {
     ///
     /// The data is the same on every start. Each call gets its own database.
     pub fn open(products_per_tenant: u64) -> Result<Self, CatalogError> {
-        let pool = Arc::new(Pool::open(products_per_tenant)?);
+        let pool = Pool::open(products_per_tenant)?;
+        Ok(Self::with_pool(pool, products_per_tenant))
+    }
+
+    /// Opens the SQLite database file at `path`, which several catalogs,
+    /// in this process or in others, may share: an update through one is
+    /// seen by every later read through the others.
+    ///
+    /// The file is created if missing and seeded like [`Catalog::open`]'s
+    /// database if it has no schema yet; the check and the seeding are one
+    /// transaction holding the write lock, so of several processes opening
+    /// a fresh file at once exactly one seeds it. A file that is already
+    /// seeded keeps its data (with every update made so far), and
+    /// `products_per_tenant` is then ignored: [`Catalog::popular_product_ids`]
+    /// follows the products the file holds.
+    ///
+    /// The database is put in WAL mode, so reads do not wait for writes;
+    /// writes wait up to 5 s for the write lock another connection holds
+    /// (another process's update, or its seeding) before failing with
+    /// [`CatalogError::Database`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use catalog::{Catalog, ProductUpdate};
+    ///
+    /// let path = std::env::temp_dir().join(format!("catalog-doc-{}.db", std::process::id()));
+    /// let first = Catalog::open_file(&path, 100)?;
+    /// let second = Catalog::open_file(&path, 100)?; // already seeded: not seeded again
+    /// let update = ProductUpdate { price_cents: Some(1999), ..ProductUpdate::default() };
+    /// first.update_product("acme", 42, &update).await?;
+    /// assert_eq!(second.product("acme", 42).await?.map(|p| p.price_cents), Some(1999));
+    /// # drop((first, second));
+    /// # for suffix in ["", "-wal", "-shm"] {
+    /// #     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    /// # }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open_file(path: impl AsRef<Path>, products_per_tenant: u64) -> Result<Self, CatalogError> {
+        let (pool, products_per_tenant) = Pool::open_file(path.as_ref(), products_per_tenant)?;
+        Ok(Self::with_pool(pool, products_per_tenant))
+    }
+
+    fn with_pool(pool: Pool, products_per_tenant: u64) -> Self {
         let shared = Shared {
-            pool,
+            pool: Arc::new(pool),
             queries: AtomicU64::new(0),
             products_per_tenant,
         };
-        Ok(Self {
+        Self {
             shared: Arc::new(shared),
             latency: Duration::ZERO,
-        })
+        }
     }
 
     /// Adds `latency` of delay to every query (stands for a networked database).

@@ -1,5 +1,7 @@
 //! The storefront demo's data layer: a product catalog for several tenants in an
-//! embedded, in-memory SQLite database, seeded deterministically at start.
+//! embedded SQLite database, seeded deterministically at start: in memory
+//! ([`Catalog::open`]), or in a file that several processes share
+//! ([`Catalog::open_file`]).
 //!
 //! It is deliberately *not* a cache: it is the slow origin that the HTTP
 //! response cache sits in front of. [`Catalog::with_latency`] makes every query

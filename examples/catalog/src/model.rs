@@ -26,7 +26,7 @@ pub struct Product {
 }
 
 /// A product category of one tenant.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Category {
     /// Slug, e.g. `"books"`; what [`Product::category`] refers to.
     pub id: String,

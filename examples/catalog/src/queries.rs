@@ -1,7 +1,7 @@
 //! The SQL behind each catalog operation, run synchronously on one connection.
 
 use rusqlite::types::{Type, Value};
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params, params_from_iter};
 
 use crate::error::CatalogError;
 use crate::model::{Category, Product, ProductPage, ProductUpdate};
@@ -43,9 +43,14 @@ fn list_filter(tenant: &str, query: &ValidQuery) -> (String, Vec<Value>) {
 }
 
 /// One page of the tenant's products matching `query`, and the total number of matches.
+///
+/// Both statements read one snapshot (a `DEFERRED` transaction), so that a
+/// write committed between them by a connection outside the pool's gate
+/// (another process sharing the database file) cannot make them disagree.
 pub(crate) fn list_products(connection: &Connection, tenant: &str, query: &ValidQuery) -> Result<ProductPage, CatalogError> {
+    let snapshot = Transaction::new_unchecked(connection, TransactionBehavior::Deferred)?;
     let (filter, mut values) = list_filter(tenant, query);
-    let total = connection
+    let total = snapshot
         .prepare_cached(&format!("SELECT COUNT(*) FROM products WHERE {filter}"))?
         .query_row(params_from_iter(&values), |row| get_u64(row, 0))?;
     let sql = format!(
@@ -53,10 +58,11 @@ pub(crate) fn list_products(connection: &Connection, tenant: &str, query: &Valid
         query.sort.order_by()
     );
     values.extend([Value::Integer(query.limit.into()), Value::Integer(query.offset())]);
-    let items = connection
+    let items = snapshot
         .prepare_cached(&sql)?
         .query_map(params_from_iter(&values), product_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    snapshot.commit()?;
     Ok(ProductPage {
         items,
         page: query.page,

@@ -1,6 +1,6 @@
 //! Schema creation and seeding of a fresh database.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 use crate::fixtures;
 use crate::model::TENANTS;
@@ -29,17 +29,56 @@ CREATE INDEX products_by_category ON products (tenant, category);
 pub(crate) fn seed(connection: &mut Connection, products_per_tenant: u64) -> rusqlite::Result<()> {
     let started = std::time::Instant::now();
     let transaction = connection.transaction()?;
-    transaction.execute_batch(SCHEMA)?;
-    insert_categories(&transaction)?;
-    insert_products(&transaction, products_per_tenant)?;
+    create_and_fill(&transaction, products_per_tenant)?;
     transaction.commit()?;
+    log_seeded(products_per_tenant, started);
+    Ok(())
+}
+
+/// Seeds the database as [`seed`] does unless it already has a schema, and
+/// returns the number of products per tenant it holds afterwards: the
+/// smallest count of any tenant, so that ids `1..=n` exist for every tenant.
+///
+/// The check and the seeding happen in one `BEGIN IMMEDIATE` transaction,
+/// which holds the database's write lock from the start: of several
+/// connections (or processes) opening a fresh database at once, exactly one
+/// seeds it, and the others wait for it (within their busy timeout) and then
+/// find the schema.
+pub(crate) fn seed_if_empty(connection: &mut Connection, products_per_tenant: u64) -> rusqlite::Result<u64> {
+    let started = std::time::Instant::now();
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_schema: bool = transaction.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_schema)", [], |row| row.get(0))?;
+    if !has_schema {
+        create_and_fill(&transaction, products_per_tenant)?;
+        transaction.commit()?;
+        log_seeded(products_per_tenant, started);
+        return Ok(products_per_tenant);
+    }
+    let held: i64 = transaction.query_row(
+        "SELECT coalesce(min(n), 0) FROM (SELECT count(*) AS n FROM products GROUP BY tenant)",
+        [],
+        |row| row.get(0),
+    )?;
+    transaction.commit()?;
+    let held = u64::try_from(held).unwrap_or(0);
+    tracing::info!(products_per_tenant = held, "catalog already seeded");
+    Ok(held)
+}
+
+/// Creates the schema and inserts the seed data, within `transaction`.
+fn create_and_fill(transaction: &Transaction<'_>, products_per_tenant: u64) -> rusqlite::Result<()> {
+    transaction.execute_batch(SCHEMA)?;
+    insert_categories(transaction)?;
+    insert_products(transaction, products_per_tenant)
+}
+
+fn log_seeded(products_per_tenant: u64, started: std::time::Instant) {
     tracing::info!(
         tenants = TENANTS.len(),
         products_per_tenant,
         elapsed_ms = started.elapsed().as_millis(),
         "catalog seeded"
     );
-    Ok(())
 }
 
 fn insert_categories(transaction: &Transaction<'_>) -> rusqlite::Result<()> {

@@ -1,7 +1,9 @@
 //! The storefront on actix-web: the same multi-tenant catalog API as the
 //! axum [`storefront`] — routes, JSON bodies, tenants, errors, TTLs, tags
 //! and invalidation — over the same [`catalog`], cached with `cache-actix`
-//! on the embedded moka store.
+//! on the same store: embedded moka by default, Redis or moka in front of
+//! Redis with `--redis`, `--redis-cluster` and `--redis-only`
+//! ([`storefront::StoreConfig`], built by [`storefront::store_from`]).
 //!
 //! | route                          | answer                        | cache                               |
 //! |--------------------------------|-------------------------------|-------------------------------------|
@@ -56,6 +58,7 @@ use actix_web::App;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use cache_actix::Cache;
+use cache_actix::purge::{PURGE_PATH, PurgeAuth, PurgeMiddleware, Purger, purge_resource};
 use catalog::Catalog;
 
 pub use error::ApiError;
@@ -78,11 +81,14 @@ pub fn default_config() -> Config {
 /// (the same as the axum storefront's); `config.listen` is not used.
 ///
 /// Build them once and hand clones to every worker's [`app`]: the cache and
-/// the catalog are shared by all workers.
+/// the catalog are shared by all workers. With Redis configured, call it
+/// within the actix system (or any tokio runtime), which then runs the
+/// Redis connection and the invalidation subscription.
 ///
 /// # Errors
 ///
-/// The catalog could not be opened, or the cache not configured.
+/// The catalog could not be opened, or the cache or its store not
+/// configured.
 pub fn build(config: &Config) -> Result<(Catalog, Cache), StorefrontError> {
     storefront::build(config)
 }
@@ -102,4 +108,30 @@ pub fn app(
     > + use<>,
 > {
     App::new().configure(|config| configure(config, catalog, cache))
+}
+
+/// [`app`] with the purge API when there is a `purge_token` (see
+/// [`storefront::purge`]): `POST /purge` and `PURGE <url>`.
+pub fn app_with_purge(
+    catalog: Catalog,
+    cache: &Cache,
+    purge_token: Option<&PurgeAuth>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = actix_web::Error,
+        InitError = (),
+    > + use<>,
+> {
+    let purger = purge_token.map(|token| Purger::new(cache, token.clone()));
+    App::new()
+        .wrap(PurgeMiddleware::new(purger.clone(), storefront::purge::policies()))
+        .configure(|config| {
+            if let Some(purger) = purger {
+                config.service(purge_resource(PURGE_PATH, purger));
+            }
+            configure(config, catalog, cache);
+        })
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use actix_web::HttpServer;
 use clap::Parser;
 use storefront::cli::{Options, init_tracing};
-use storefront_actix::{Config, DEFAULT_LISTEN, app, build};
+use storefront_actix::{Config, DEFAULT_LISTEN, app_with_purge, build};
 
 /// A multi-tenant catalog API on actix-web behind an HTTP response cache.
 #[derive(Debug, Parser)]
@@ -36,19 +36,24 @@ async fn main() -> ExitCode {
 /// requests in flight first (for up to 30 s), Ctrl-C (SIGINT) stops at once.
 async fn run(config: &Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (catalog, cache) = build(config)?;
-    let app_catalog = catalog.clone();
-    let server = HttpServer::new(move || app(app_catalog.clone(), &cache)).bind(config.listen)?;
+    let (app_catalog, purge_token) = (catalog.clone(), config.purge_token.clone());
+    let server = HttpServer::new(move || app_with_purge(app_catalog.clone(), &cache, purge_token.as_ref())).bind(config.listen)?;
     let addr = server.addrs().first().copied().unwrap_or(config.listen);
     print_welcome(addr);
-    tracing::info!(%addr, db_latency = ?config.db_latency, products_per_tenant = config.products_per_tenant, "storefront-actix listening");
+    tracing::info!(%addr, db = ?config.db, db_latency = ?config.db_latency, products_per_tenant = config.products_per_tenant, "storefront-actix listening");
     server.run().await?;
     tracing::info!(queries = catalog.queries(), "storefront-actix stopped");
     Ok(())
 }
 
 /// The address, then the index page: the routes and commands to try.
+/// Never fatal: a server whose stdout was closed keeps serving.
 fn print_welcome(addr: SocketAddr) {
-    println!("storefront-actix listening on http://{addr}  (Ctrl-C to stop)\n");
-    println!("{}", storefront::index_page(&addr.to_string()));
-    println!("RUST_LOG=cache_core=debug logs why responses are not stored.");
+    use std::io::Write;
+    let welcome = format!(
+        "storefront-actix listening on http://{addr}  (Ctrl-C to stop)\n\n{}\nRUST_LOG=cache_core=debug logs why responses are not stored.\n",
+        storefront::index_page(&addr.to_string())
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(welcome.as_bytes()).and_then(|()| stdout.flush());
 }

@@ -1,22 +1,25 @@
 //! The actix-web storefront through a real TCP socket: caching,
 //! invalidation, tenants, errors.
 
-use std::sync::mpsc;
+mod common;
 
-use actix_web::HttpServer;
-use actix_web::dev::ServerHandle;
+use std::ops::Deref;
+
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use storefront_actix::{Config, app, build};
+use storefront_actix::Config;
 
-/// A storefront served by actix-web on a free port, on a thread of its own
-/// with its own actix `System`, with a client for it. Stopped on drop.
+/// A running storefront with a client for it.
 struct Server {
-    base: String,
-    catalog: catalog::Catalog,
-    cache: cache_actix::Cache,
-    handle: ServerHandle,
+    running: common::Running,
     client: Client,
+}
+
+impl Deref for Server {
+    type Target = common::Running;
+    fn deref(&self) -> &common::Running {
+        &self.running
+    }
 }
 
 impl Server {
@@ -25,28 +28,8 @@ impl Server {
             products_per_tenant: 200,
             ..Config::default()
         };
-        let (catalog, cache) = build(&config).expect("the app builds");
-        let (app_catalog, app_cache) = (catalog.clone(), cache.clone());
-        let (started, addr_and_handle) = mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || app(app_catalog.clone(), &app_cache))
-                    .workers(2)
-                    .disable_signals()
-                    .bind("127.0.0.1:0")
-                    .expect("a free port");
-                let addr = server.addrs()[0];
-                let server = server.run();
-                started.send((addr, server.handle())).expect("the test waits for the server");
-                server.await
-            })
-        });
-        let (addr, handle) = addr_and_handle.recv().expect("the server starts");
         Server {
-            base: format!("http://{addr}"),
-            catalog,
-            cache,
-            handle,
+            running: common::start(config, 2),
             client: Client::new(),
         }
     }
@@ -71,13 +54,6 @@ impl Server {
             .header("x-tenant-id", tenant)
             .json(&body);
         request.send().await.expect("the server answers")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Sends the command at once; the server's thread ends when it is done.
-        drop(self.handle.stop(false));
     }
 }
 

@@ -15,6 +15,10 @@ pub enum StorefrontError {
     /// The response cache could not be configured.
     #[error("could not configure the response cache")]
     Cache(#[from] cache_axum::ConfigError),
+    /// The cache store could not be set up (an invalid Redis URL, or no
+    /// tokio runtime to connect to Redis from).
+    #[error("could not set up the cache store")]
+    Store(#[from] cache_axum::StoreError),
 }
 
 /// An error answered to a client as `{"error": message}` with its status.

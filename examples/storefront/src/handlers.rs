@@ -5,11 +5,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cache_axum::{CacheHints, Invalidator};
+use cache_axum::{Cache, CacheHints, Invalidator};
 use catalog::{Catalog, ListQuery, ProductUpdate};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::policies;
 use crate::tenant::TenantId;
 
 /// The result of an API handler.
@@ -55,9 +56,14 @@ pub(crate) async fn update_product(
     Ok(json(&product))
 }
 
-/// `GET /api/v1/categories`: the tenant's categories with product counts.
-pub(crate) async fn categories(tenant: TenantId, State(catalog): State<Catalog>) -> ApiResult {
-    Ok(json(&catalog.categories(tenant.as_str()).await?))
+/// `GET /api/v1/categories`: the tenant's categories with product counts,
+/// read through the data cache ([`policies::categories_data`]) when the
+/// response cache misses.
+pub(crate) async fn categories(tenant: TenantId, State(catalog): State<Catalog>, Extension(cache): Extension<Cache>) -> ApiResult {
+    let tenant = tenant.as_str();
+    let policy = policies::categories_data(tenant);
+    let categories = cache.get_or_insert_with(tenant, &policy, || catalog.categories(tenant)).await?;
+    Ok(json(&categories))
 }
 
 /// Any other path.

@@ -1,7 +1,8 @@
 //! The storefront: the project's main demo. A multi-tenant product catalog
 //! API on axum, over an embedded SQLite [`catalog`] (4,000 products for each
 //! of the tenants `acme`, `globex` and `initech`), cached with `cache-axum`
-//! on the embedded moka store.
+//! on the embedded moka store, on Redis, or on moka in front of Redis
+//! ([`StoreConfig`]).
 //!
 //! | route                          | answer                        | cache                               |
 //! |--------------------------------|-------------------------------|-------------------------------------|
@@ -14,6 +15,8 @@
 //! Every `/api/` request names its tenant in `X-Tenant-ID`; without a known
 //! one it gets `400`. Errors are JSON: `{"error": "..."}`. See
 //! [`policies`] for the TTL table and how tags tie entries to the data.
+//! With a purge token (`--purge-token`), [`purge`] adds `POST /purge` and
+//! `PURGE <url>`.
 //!
 //! # Example
 //!
@@ -32,6 +35,23 @@
 //! ```
 //!
 //! Run the binary with `cargo run --release -p storefront -- --db-latency 35ms`.
+//!
+//! # Redis
+//!
+//! `--redis redis://127.0.0.1:6379` caches in a tiered store: a moka L1 of
+//! `--cache-capacity` bytes in front of Redis, invalidated on every instance
+//! over Redis pub/sub, so that several storefronts share their entries.
+//! `--redis-cluster URL,URL,...` does the same over a Redis Cluster (seed
+//! nodes, comma-separated), `--redis-only` leaves the L1 out (every hit is
+//! a Redis round trip), and `--redis-prefix` (default `storefront:`)
+//! prefixes every key. The storefront starts without waiting for Redis and
+//! serves from its database until Redis answers. In code, set
+//! [`Config::store`] and build the app within a tokio runtime.
+//!
+//! Each storefront has a database of its own in memory, unless `--db PATH`
+//! ([`Config::db`]) keeps the catalog in a SQLite file: storefronts started
+//! with the same path share it, as instances of a real application share
+//! their database, so an update through one is what the others read next.
 
 pub mod cli;
 mod config;
@@ -39,12 +59,15 @@ mod error;
 mod handlers;
 mod middleware;
 pub mod policies;
+pub mod purge;
 mod routes;
+mod store;
 mod tenant;
+pub mod warm;
 
 use std::future::Future;
 
-use cache_axum::{Cache, MokaStore};
+use cache_axum::Cache;
 use catalog::Catalog;
 
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES};
@@ -52,6 +75,7 @@ pub use error::{ApiError, StorefrontError};
 // Framework-neutral pieces, shared with the actix-web storefront.
 pub use handlers::{bad_product_id, invalidate_product, list_hints, no_product, no_route, not_allowed};
 pub use routes::{CATEGORIES, PRODUCT, PRODUCTS, index_page};
+pub use store::{CacheStore, DEFAULT_REDIS_PREFIX, RedisTarget, StoreConfig, store_from};
 pub use tenant::{TENANT_HEADER, TenantId};
 
 /// The name of the cache in `Cache-Status` headers.
@@ -77,21 +101,38 @@ pub struct App {
 pub fn app(config: &Config) -> Result<App, StorefrontError> {
     let (catalog, cache) = build(config)?;
     let router = app_with_cache(catalog.clone(), cache.clone());
+    let router = purge::mount(router, &cache, config.purge_token.as_ref());
     Ok(App { router, cache, catalog })
 }
 
 /// Opens the catalog and builds the response cache (named [`CACHE_NAME`],
-/// on a moka store of `config.cache_capacity_bytes`) that an app serves
+/// on the store [`store_from`] builds from `config`) that an app serves
 /// from; `config.listen` is not used.
+///
+/// With Redis configured, call it within a tokio runtime: Redis is
+/// connected in the background.
 ///
 /// # Errors
 ///
-/// The catalog could not be opened, or the cache not configured.
+/// The catalog could not be opened, or the cache or its store not
+/// configured.
 pub fn build(config: &Config) -> Result<(Catalog, Cache), StorefrontError> {
-    let catalog = Catalog::open(config.products_per_tenant)?.with_latency(config.db_latency);
-    let store = MokaStore::builder().max_capacity(config.cache_capacity_bytes).build();
-    let cache = Cache::builder().name(CACHE_NAME).store(store).build()?;
+    let catalog = match &config.db {
+        Some(path) => Catalog::open_file(path, config.products_per_tenant)?,
+        None => Catalog::open(config.products_per_tenant)?,
+    };
+    let catalog = catalog.with_latency(config.db_latency);
+    let cache = cache_on(store_from(config)?)?;
     Ok((catalog, cache))
+}
+
+/// The response cache an app serves from, named [`CACHE_NAME`], on `store`.
+///
+/// # Errors
+///
+/// The cache could not be configured.
+pub fn cache_on(store: CacheStore) -> Result<Cache, StorefrontError> {
+    Ok(Cache::builder().name(CACHE_NAME).store(store).build()?)
 }
 
 /// The router over `catalog`, caching in `cache`: for tests that bring

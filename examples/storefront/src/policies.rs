@@ -6,9 +6,15 @@
 //! | `/api/v1/products/{id}` | 1h  | tenant, path                           | `product:{tenant}:{id}`     |
 //! | `/api/v1/categories`    | 2h  | tenant, path                           | `categories:{tenant}`       |
 //!
+//! Behind the response cache, the categories handler reads the category
+//! list through the data cache ([`categories_data`]: 2h, tagged
+//! `categories:{tenant}` too), so that the list is read from the database
+//! once per tenant even when its responses are dropped.
+//!
 //! A `PUT /api/v1/products/{id}` drops `product:{tenant}:{id}` and
-//! `products:{tenant}` (and `categories:{tenant}` when the product changes
-//! category); `404`s for unknown ids are kept one minute.
+//! `products:{tenant}` (and `categories:{tenant}`, responses and data, when
+//! the product changes category); `404`s for unknown ids are kept one
+//! minute.
 //!
 //! Clients get `public, max-age=60` for single products and `public,
 //! no-cache` for lists: lists change with any product, so clients
@@ -16,6 +22,7 @@
 //! adds `Vary: x-tenant-id` to every response of these routes.
 
 use cache_axum::{CachePolicy, CachePolicyBuilder};
+use cache_core::DataPolicy;
 
 use crate::tenant::TENANT_HEADER;
 
@@ -53,6 +60,19 @@ pub fn categories() -> CachePolicy {
         .expect("the categories policy is made of valid constants")
 }
 
+/// The tenant's categories as data, read through
+/// [`Cache::get_or_insert_with`](cache_core::Cache::get_or_insert_with)
+/// under the key `{tenant}`: kept 2h, tagged `categories:{tenant}` like the
+/// categories' responses, so that one invalidation drops both.
+pub fn categories_data(tenant: &str) -> DataPolicy {
+    DataPolicy::builder()
+        .namespace("categories")
+        .ttl("2h")
+        .tag(format!("categories:{tenant}"))
+        .build()
+        .expect("the categories data policy is made of valid constants")
+}
+
 /// A policy keyed by tenant, in the storefront's namespace.
 fn tenant_scoped(ttl: &str) -> CachePolicyBuilder {
     CachePolicy::builder().namespace("storefront").ttl(ttl).tenant_header(TENANT_HEADER)
@@ -67,5 +87,7 @@ mod tests {
         assert_eq!(product_list().ttl().as_secs(), 300);
         assert_eq!(product().ttl().as_secs(), 3600);
         assert_eq!(categories().ttl().as_secs(), 7200);
+        assert_eq!(categories_data("acme").ttl().as_secs(), 7200);
+        assert_eq!(categories_data("acme").tags(), ["categories:acme"]);
     }
 }

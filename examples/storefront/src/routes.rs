@@ -1,8 +1,8 @@
 //! The router: routes, their cache layers, and the router-wide middleware.
 
-use axum::Router;
 use axum::http::{HeaderMap, header};
 use axum::routing::get;
+use axum::{Extension, Router};
 use cache_axum::{Cache, CacheLayer, Policies};
 use catalog::Catalog;
 
@@ -36,6 +36,8 @@ pub(crate) fn router(catalog: Catalog, cache: &Cache) -> Router {
         .route(CATEGORIES, get(handlers::categories))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .fallback(handlers::not_found)
+        // The categories handler reads through the same cache's data API.
+        .layer(Extension(cache.clone()))
         .layer(table)
         .layer(catch_panic())
         .with_state(catalog)

@@ -1,0 +1,111 @@
+//! Background refreshes for stale-while-revalidate.
+
+use std::{fmt, future::Future, sync::Arc};
+
+use bytes::Bytes;
+use http::{Request, Response, request::Parts};
+use http_body::Body;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{Cache, serve::Exchange};
+use crate::{
+    CachePolicy, RouteMatch,
+    cache_status::Fwd,
+    coalesce::{Joined, Outcome},
+    error::BoxError,
+};
+
+/// Background refreshes that may run at once, across keys, per [`Cache`].
+pub const MAX_REFRESHES: usize = 64;
+
+/// A stale entry's refresh, handed out by [`Cache::serve_with_refresh`]
+/// after it answered with the stale entry. Run it in the background with
+/// [`Refresh::run`]; dropping it skips the refresh (a later request starts
+/// another).
+#[must_use = "a refresh does nothing unless run"]
+pub struct Refresh<ReqB, F> {
+    cache: Cache,
+    policy: CachePolicy,
+    route: RouteMatch,
+    parts: Parts,
+    body: ReqB,
+    origin: F,
+    /// When the entry being refreshed was stored: a newer one found at run
+    /// time means another refresh got there first.
+    stored_at_ms: u64,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<ReqB, F> fmt::Debug for Refresh<ReqB, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refresh").field("uri", &self.parts.uri).finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A refresh of the entry for `parts`, unless too many already run.
+    pub(crate) fn refresh_job<ReqB, F>(
+        &self,
+        policy: &CachePolicy,
+        route: &RouteMatch,
+        parts: Parts,
+        body: ReqB,
+        origin: F,
+        stored_at_ms: u64,
+    ) -> Option<Refresh<ReqB, F>> {
+        let Ok(permit) = Arc::clone(&self.inner.refreshes).try_acquire_owned() else {
+            tracing::debug!(uri = %parts.uri, "too many background refreshes: serving stale without one");
+            return None;
+        };
+        Some(Refresh {
+            cache: self.clone(),
+            policy: policy.clone(),
+            route: route.clone(),
+            parts,
+            body,
+            origin,
+            stored_at_ms,
+            _permit: permit,
+        })
+    }
+}
+
+impl<ReqB, F> Refresh<ReqB, F> {
+    /// Fetches the response from the origin and stores it, unless another
+    /// request is already fetching it or has stored a fresh one.
+    pub async fn run<ResB, E, Fut>(self)
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let Refresh {
+            cache,
+            policy,
+            route,
+            parts,
+            body,
+            origin,
+            stored_at_ms,
+            _permit,
+        } = self;
+        let ex = Exchange::new(policy.inner(), &route, parts, true);
+        let Joined::Leader(leader) = cache.inner.coalescer.join(ex.key.as_str()) else {
+            return;
+        };
+        let stale = match cache.lookup(&ex).await {
+            Ok((entry, _)) if entry.stored_at_ms > stored_at_ms => {
+                leader.finish(Outcome::Entry(entry));
+                return;
+            }
+            // Fresh but due for an early refresh: revalidated like a stale one.
+            Ok((entry, _)) => Some(entry),
+            Err(miss) => miss.stale,
+        };
+        match cache.fetch(&ex, Some(leader), body, origin, Fwd::Stale, stale).await {
+            Ok(response) => tracing::debug!(key = %ex.key, status = %response.status(), "refreshed in the background"),
+            Err(_) => tracing::debug!(key = %ex.key, "background refresh failed at the origin; the stale entry stays"),
+        }
+    }
+}

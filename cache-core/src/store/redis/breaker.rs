@@ -1,0 +1,192 @@
+//! A circuit breaker in front of Redis.
+
+use std::{
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::time::Instant;
+
+/// Consecutive failures that open the breaker by default.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+/// How long an open breaker skips Redis before probing it, by default.
+pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(2);
+
+/// Where a circuit breaker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Redis answers; every operation goes to it.
+    Closed,
+    /// Redis failed repeatedly; operations skip it until the cool-down ends.
+    Open,
+    /// The cool-down ended; one operation probes Redis, the others skip it.
+    HalfOpen,
+}
+
+/// Counters of a circuit breaker since the store was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BreakerStats {
+    /// Times the breaker opened (including re-opening after a failed probe).
+    pub opened: u64,
+    /// Times it closed again after a successful probe.
+    pub closed: u64,
+    /// Operations that skipped Redis because the breaker was open.
+    pub rejected: u64,
+    /// Operations that failed against Redis.
+    pub failures: u64,
+}
+
+enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen { probing: bool },
+}
+
+pub(crate) struct Breaker {
+    state: Mutex<State>,
+    threshold: u32,
+    cool_down: Duration,
+    server: std::sync::Arc<str>,
+    opened: AtomicU64,
+    closed: AtomicU64,
+    rejected: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl Breaker {
+    pub(crate) fn new(threshold: u32, cool_down: Duration, server: std::sync::Arc<str>) -> Self {
+        Breaker {
+            state: Mutex::new(State::Closed { failures: 0 }),
+            threshold: threshold.max(1),
+            cool_down,
+            server,
+            opened: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section leaves a valid state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an operation may go to Redis now.
+    pub(crate) fn allow(&self) -> bool {
+        let mut state = self.lock();
+        let allowed = match &mut *state {
+            State::Closed { .. } => true,
+            State::Open { until } => {
+                if Instant::now() >= *until {
+                    tracing::info!(server = %self.server, "redis circuit breaker half-open: probing");
+                    *state = State::HalfOpen { probing: true };
+                    true
+                } else {
+                    false
+                }
+            }
+            State::HalfOpen { probing } => !std::mem::replace(probing, true),
+        };
+        if !allowed {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        allowed
+    }
+
+    pub(crate) fn success(&self) {
+        let mut state = self.lock();
+        match &mut *state {
+            State::Closed { failures } => *failures = 0,
+            State::HalfOpen { .. } | State::Open { .. } => {
+                *state = State::Closed { failures: 0 };
+                self.closed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(server = %self.server, "redis circuit breaker closed: redis answers again");
+            }
+        }
+    }
+
+    pub(crate) fn failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.lock();
+        let open = match &mut *state {
+            State::Closed { failures } => {
+                *failures += 1;
+                *failures >= self.threshold
+            }
+            State::HalfOpen { .. } => true,
+            State::Open { .. } => false,
+        };
+        if open {
+            *state = State::Open {
+                until: Instant::now() + self.cool_down,
+            };
+            self.opened.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                server = %self.server,
+                cool_down_ms = self.cool_down.as_millis() as u64,
+                "redis circuit breaker open: skipping redis, serving from the origin"
+            );
+        }
+    }
+
+    pub(crate) fn state(&self) -> BreakerState {
+        match &*self.lock() {
+            State::Closed { .. } => BreakerState::Closed,
+            State::Open { .. } => BreakerState::Open,
+            State::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> BreakerStats {
+        BreakerStats {
+            opened: self.opened.load(Ordering::Relaxed),
+            closed: self.closed.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        Breaker::new(3, Duration::from_secs(2), "test".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_probes_after_the_cool_down() {
+        let b = breaker();
+        b.failure();
+        b.failure();
+        b.success();
+        b.failure();
+        b.failure();
+        assert_eq!(b.state(), BreakerState::Closed, "a success resets the count");
+        b.failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert!(!b.allow());
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        assert!(!b.allow());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(b.allow(), "the first operation after the cool-down probes");
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(!b.allow(), "one probe at a time");
+        b.failure();
+        assert_eq!(b.state(), BreakerState::Open, "a failed probe opens it again");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(b.allow());
+        b.success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert!(b.allow());
+        let stats = b.stats();
+        assert_eq!((stats.opened, stats.closed, stats.rejected, stats.failures), (2, 1, 3, 6));
+    }
+}

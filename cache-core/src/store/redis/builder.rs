@@ -1,0 +1,243 @@
+//! Building a [`RedisStore`]: URLs, timeouts, the breaker, TLS.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use redis::{Client, RedisError, Script, aio::ConnectionManagerConfig, cluster::ClusterClient};
+
+use super::{
+    ADD_TO_TAG, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DROP_IF_TAGGED, Inner, RELEASE_LEASE, RedisStore, SET_ENTRY, Scripts,
+    TAKE_TAG,
+    breaker::{Breaker, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD},
+    conn::Conn,
+    layout::Layout,
+};
+use crate::{codec, error::StoreError};
+
+/// Builds a [`RedisStore`].
+#[derive(Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    urls: Vec<String>,
+    cluster: bool,
+    prefix: String,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+    failure_threshold: u32,
+    cool_down: Duration,
+    compress_above: Option<usize>,
+    #[cfg(feature = "redis-tls")]
+    root_certificate: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("cluster", &self.cluster)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    pub(super) fn new(urls: Vec<String>, cluster: bool) -> Self {
+        RedisStoreBuilder {
+            urls,
+            cluster,
+            prefix: "cache:".to_owned(),
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
+            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+            cool_down: DEFAULT_COOL_DOWN,
+            compress_above: Some(codec::DEFAULT_COMPRESS_ABOVE),
+            #[cfg(feature = "redis-tls")]
+            root_certificate: None,
+        }
+    }
+
+    /// A prefix for every key of this application, so that several share a
+    /// server. Default: `cache:`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a command may take. Default: [`DEFAULT_RESPONSE_TIMEOUT`].
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take. Default: [`DEFAULT_CONNECTION_TIMEOUT`].
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Consecutive failures that open the circuit breaker. Default:
+    /// [`DEFAULT_FAILURE_THRESHOLD`].
+    pub fn failure_threshold(mut self, failures: u32) -> Self {
+        self.failure_threshold = failures;
+        self
+    }
+
+    /// How long an open circuit breaker skips Redis before probing it.
+    /// Default: [`DEFAULT_COOL_DOWN`].
+    pub fn cool_down(mut self, cool_down: Duration) -> Self {
+        self.cool_down = cool_down;
+        self
+    }
+
+    /// Compresses bodies of at least `bytes` (when that makes them smaller);
+    /// `None` never compresses. Default:
+    /// [`codec::DEFAULT_COMPRESS_ABOVE`]. Readers decode either form.
+    pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
+        self.compress_above = bytes;
+        self
+    }
+
+    /// Trusts the CA certificate in `pem` (in addition to the system's) for
+    /// `rediss://` connections.
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
+    /// Connects, waiting for the first connection.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL, or a server that cannot be reached in time.
+    pub async fn connect(self) -> Result<RedisStore, StoreError> {
+        let (connector, store) = self.parts()?;
+        let conn = connector.connect().await.map_err(StoreError::backend)?;
+        // A fresh cell: it takes the connection.
+        let _ = store.inner.conn.set(conn);
+        Ok(store)
+    }
+
+    /// Returns at once and connects in the background, retrying until the
+    /// server answers. Until then every operation fails with
+    /// [`StoreError::Unavailable`], which the engine treats like any store
+    /// failure: requests are served by the origin.
+    ///
+    /// # Errors
+    ///
+    /// An invalid URL, or no tokio runtime to connect from.
+    pub fn connect_lazy(self) -> Result<RedisStore, StoreError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::backend)?;
+        let (connector, store) = self.parts()?;
+        let inner = Arc::downgrade(&store.inner);
+        runtime.spawn(async move {
+            let mut delay = Duration::from_millis(50);
+            loop {
+                let result = connector.connect().await;
+                let Some(inner) = inner.upgrade() else { return };
+                match result {
+                    Ok(conn) => {
+                        let _ = inner.conn.set(conn);
+                        tracing::info!(server = %inner.server, "redis store connected");
+                        return;
+                    }
+                    Err(err) => {
+                        tracing::warn!(server = %inner.server, error = %err, "redis store not reachable yet; serving from the origin")
+                    }
+                }
+                drop(inner);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        });
+        Ok(store)
+    }
+
+    fn client(&self, url: &str) -> Result<Client, StoreError> {
+        #[cfg(feature = "redis-tls")]
+        if let Some(root) = &self.root_certificate {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            };
+            return Client::build_with_tls(url, certs).map_err(StoreError::backend);
+        }
+        Client::open(url).map_err(StoreError::backend)
+    }
+
+    fn parts(self) -> Result<(Connector, RedisStore), StoreError> {
+        if self.urls.is_empty() {
+            return Err(StoreError::backend("no redis url given"));
+        }
+        let subscribers = self.urls.iter().map(|url| self.client(url)).collect::<Result<Vec<_>, _>>()?;
+        let describe = |client: &Client| {
+            let info = client.get_connection_info();
+            format!("{}/{}", info.addr(), info.redis_settings().db())
+        };
+        let (connector, server) = if self.cluster {
+            let builder = redis::cluster::ClusterClientBuilder::new(self.urls.iter().map(String::as_str))
+                .connection_timeout(self.connection_timeout)
+                .response_timeout(self.response_timeout)
+                .retries(2);
+            #[cfg(feature = "redis-tls")]
+            let builder = match &self.root_certificate {
+                Some(root) => builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                }),
+                None => builder,
+            };
+            let client = builder.build().map_err(StoreError::backend)?;
+            let nodes: Vec<String> = subscribers.iter().map(|c| c.get_connection_info().addr().to_string()).collect();
+            (Connector::Cluster(client), format!("cluster({})", nodes.join(",")))
+        } else {
+            // One attempt per reconnection: an operation that finds Redis
+            // gone fails at once rather than wait out a backoff, the circuit
+            // breaker paces attempts while Redis is away, and `connect`
+            // fails within the connection timeout.
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(self.response_timeout))
+                .set_connection_timeout(Some(self.connection_timeout))
+                .set_number_of_retries(0);
+            let server = describe(&subscribers[0]);
+            (Connector::Single(subscribers[0].clone(), config), server)
+        };
+        let server: Arc<str> = server.into();
+        let store = RedisStore {
+            inner: Arc::new(Inner {
+                conn: OnceLock::new(),
+                layout: Layout::new(self.prefix),
+                scripts: Scripts {
+                    set_entry: Script::new(SET_ENTRY),
+                    add_to_tag: Script::new(ADD_TO_TAG),
+                    take_tag: Script::new(TAKE_TAG),
+                    drop_if_tagged: Script::new(DROP_IF_TAGGED),
+                    release_lease: Script::new(RELEASE_LEASE),
+                },
+                breaker: Breaker::new(self.failure_threshold, self.cool_down, Arc::clone(&server)),
+                server,
+                response_timeout: self.response_timeout,
+                compress_above: self.compress_above,
+                subscribers,
+            }),
+        };
+        Ok((connector, store))
+    }
+}
+
+enum Connector {
+    Single(Client, ConnectionManagerConfig),
+    Cluster(ClusterClient),
+}
+
+impl Connector {
+    async fn connect(&self) -> Result<Conn, RedisError> {
+        match self {
+            Connector::Single(client, config) => client.get_connection_manager_with_config(config.clone()).await.map(Conn::Single),
+            Connector::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),
+        }
+    }
+}

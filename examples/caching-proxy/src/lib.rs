@@ -1,0 +1,200 @@
+//! A caching reverse proxy built from `cache-tower`: the library standing
+//! where Varnish or nginx would, in front of any HTTP/1.1 origin.
+//!
+//! ```sh
+//! cargo run --release -p caching-proxy -- --listen 127.0.0.1:8081 --upstream http://127.0.0.1:8000
+//! curl -i http://127.0.0.1:8081/some/page   # twice: x-cache: MISS, then HIT if the origin allows it
+//! ```
+//!
+//! | flag                 | default          | what                                                          |
+//! |----------------------|------------------|---------------------------------------------------------------|
+//! | `--listen`           | `127.0.0.1:8081` | address to listen on                                          |
+//! | `--upstream`         | (required)       | the origin, `http://host[:port]`                              |
+//! | `--upstream-timeout` | `30s`            | time for the origin to send a response head, then `504`       |
+//! | `--cache-capacity`   | 256 MiB          | bytes of responses kept in memory (moka)                      |
+//! | `--cache-name`       | `caching-proxy`  | the name in `Cache-Status`                                    |
+//! | `--max-body-size`    | 1 MiB            | largest body stored; larger ones stream through uncached      |
+//! | `--purge-token`      | none             | serve the purge API to `Authorization: Bearer TOKEN`          |
+//!
+//! `RUST_LOG` sets the log filter (default `info`; `cache_core=debug` logs
+//! why a response was not stored). Ctrl-C stops accepting, lets the requests
+//! in flight finish and exits; a second Ctrl-C exits at once.
+//!
+//! # Forwarding
+//!
+//! Every method, path, query, header and body goes to the upstream, over a
+//! pool of keep-alive HTTP/1.1 connections ([`Forward`]). Bodies stream both
+//! ways; neither is buffered (except a cacheable response body, read up to
+//! `--max-body-size` to be stored).
+//!
+//! - The hop-by-hop fields of RFC 9110 §7.6.1 are dropped in both directions:
+//!   `Connection` and every field it names, `Keep-Alive`,
+//!   `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`,
+//!   `Proxy-Authorization` and `Proxy-Authenticate`.
+//! - `Host` is the upstream's authority as given in `--upstream`
+//!   (`127.0.0.1:8000`), as nginx's `proxy_pass` does by default
+//!   (`proxy_set_header Host $proxy_host`): the origin sees one host
+//!   whatever name clients used, which is also why the cache key need not
+//!   include the client's `Host`.
+//! - `Via: 1.1 caching-proxy` is appended to requests and responses (to an
+//!   existing `Via` list if there is one), and the client's address to
+//!   `X-Forwarded-For`.
+//! - An upstream that cannot be reached, or that breaks the exchange, gives
+//!   `502 Bad Gateway`; one that sends no response head within
+//!   `--upstream-timeout` gives `504 Gateway Timeout`. Both have a one-line
+//!   text body and `Cache-Control: no-store`. `CONNECT` gets `405`.
+//!
+//! Not supported: TLS on either side (put a TLS terminator in front, and an
+//! `http://` origin behind), protocol upgrades such as WebSocket (`Upgrade`
+//! is hop-by-hop and dropped, so the origin answers as to a plain request),
+//! HTTP/2.
+//!
+//! # Caching
+//!
+//! A [`CacheLayer`] stands in front of [`Forward`], with one policy for
+//! every path ([`policy`]) in [`CacheMode::Rfc9111`]: a shared cache
+//! as RFC 9111 describes it, where the origin's response headers decide
+//! what is stored and for how long (`s-maxage`, `max-age`, `Expires`,
+//! heuristics where allowed), with no TTL of the proxy's own. In short:
+//!
+//! - Only `GET` and `HEAD` are answered from the cache; a `HEAD` that misses
+//!   is fetched as `GET`, so that its response can be stored. Other methods
+//!   pass through, and a successful `POST`, `PUT`, `PATCH` or `DELETE` drops
+//!   the entries of its URI.
+//! - The key is the path and the whole query, plus the request headers the
+//!   response's `Vary` names.
+//! - Responses marked `private` or `no-store`, with `Set-Cookie`, or to a
+//!   request with `Authorization` (unless marked `public`, `s-maxage` or
+//!   `must-revalidate`) are not stored.
+//! - Conditional requests (`If-None-Match`, `If-Modified-Since`) are answered
+//!   with `304` from stored responses; concurrent misses on one key share
+//!   one upstream request.
+//! - Every response says what happened: `X-Cache: HIT`/`MISS` and
+//!   `Cache-Status: caching-proxy; hit; ttl=57` (RFC 9211), with `Age`.
+//!
+//! # Purging
+//!
+//! With `--purge-token TOKEN` ([`Config::purge_token`]), the proxy answers
+//! two kinds of request itself, with `Authorization: Bearer TOKEN` (see
+//! `cache_core::purge`): `PURGE <url>` drops every stored variant of the
+//! URL, and `POST /purge` with `{"tags": [...], "keys": [...], "prefixes":
+//! [...]}` drops those entries; both answer `{"dropped": n}`, or `401`
+//! without the token. Without `--purge-token`, both are forwarded upstream
+//! like any other request.
+//!
+//! # Example
+//!
+//! The proxy in-process, as the tests run it:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use caching_proxy::{Config, Proxy, serve_with_shutdown};
+//!
+//! let config = Config::new("http://127.0.0.1:8000".parse()?);
+//! let proxy = Proxy::new(&config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! println!("proxying http://{} to {}", listener.local_addr()?, config.upstream);
+//! serve_with_shutdown(listener, proxy, async {
+//!     tokio::signal::ctrl_c().await.ok();
+//! })
+//! .await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`Proxy::service`] is the whole proxy as one tower service, to serve
+//! with another server or to call in-process.
+
+pub mod cli;
+mod config;
+mod error;
+mod forward;
+mod headers;
+mod server;
+
+use cache_core::purge::{PURGE_PATH, Purger};
+use cache_core::{Cache, CacheMode, CachePolicy, ConfigError, MokaStore};
+use cache_tower::purge::{PurgeLayer, PurgeService};
+use cache_tower::{CacheLayer, CacheService};
+use tower::Layer;
+
+pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_CACHE_NAME, DEFAULT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_TIMEOUT, Upstream};
+pub use error::ProxyError;
+pub use forward::{ClientAddr, Forward, ProxyBody};
+pub use headers::{VIA_PSEUDONYM, X_FORWARDED_FOR};
+pub use server::{serve, serve_with_shutdown};
+
+/// The whole proxy as a tower service: the purge API (inert without a
+/// token) in front of the cache, in front of [`Forward`].
+///
+/// It takes any request body of [`Bytes`](bytes::Bytes) and never fails.
+pub type ProxyService = PurgeService<CacheService<Forward>>;
+
+/// A configured proxy: its service and the cache it serves from. Cheap to
+/// clone; clones share the cache and the upstream connection pool.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    service: ProxyService,
+    cache: Cache,
+}
+
+impl Proxy {
+    /// Builds the cache (moka, of `config.cache_capacity_bytes`, named
+    /// `config.cache_name`), its [`policy`] and the forwarder.
+    ///
+    /// # Errors
+    ///
+    /// A zero upstream timeout, or a cache name that `Cache-Status` cannot
+    /// carry (it must be a token starting with a letter).
+    pub fn new(config: &Config) -> Result<Self, ProxyError> {
+        if config.upstream_timeout.is_zero() {
+            return Err(ProxyError::ZeroUpstreamTimeout);
+        }
+        let store = MokaStore::builder().max_capacity(config.cache_capacity_bytes).build();
+        let cache = Cache::builder().name(config.cache_name.clone()).store(store).build()?;
+        Self::with_cache(config, cache)
+    }
+
+    /// A proxy serving from `cache` (any store, any clock) instead of the
+    /// moka cache [`Proxy::new`] builds; `config.cache_capacity_bytes` and
+    /// `config.cache_name` are then the cache's business.
+    ///
+    /// # Errors
+    ///
+    /// A zero upstream timeout.
+    pub fn with_cache(config: &Config, cache: Cache) -> Result<Self, ProxyError> {
+        if config.upstream_timeout.is_zero() {
+            return Err(ProxyError::ZeroUpstreamTimeout);
+        }
+        let policy = policy(config)?;
+        let purger = config.purge_token.clone().map(|token| Purger::new(&cache, token));
+        let purge = PurgeLayer::new(purger, policy.clone()).endpoint(PURGE_PATH);
+        let service = purge.layer(CacheLayer::new(&cache, policy).layer(Forward::new(config)));
+        Ok(Proxy { service, cache })
+    }
+
+    /// The proxy as a tower service. Requests whose [`ClientAddr`]
+    /// extension is set get `X-Forwarded-For`.
+    pub fn service(&self) -> ProxyService {
+        self.service.clone()
+    }
+
+    /// The response cache, to look into or invalidate from code.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+}
+
+/// The cache policy of every path: [`CacheMode::Rfc9111`], storing bodies
+/// up to `config.max_body_size`, every other setting at its default.
+///
+/// # Errors
+///
+/// None with the settings a [`Config`] holds; the builder's errors are
+/// passed on.
+pub fn policy(config: &Config) -> Result<CachePolicy, ConfigError> {
+    CachePolicy::builder()
+        .mode(CacheMode::Rfc9111)
+        .max_body_size(config.max_body_size)
+        .build()
+}
