@@ -19,6 +19,11 @@
 //! policy's limit without buffering them, and keeps the wrapped service's
 //! errors.
 //!
+//! Inside a stale-while-revalidate window, the request that finds the entry
+//! stale refreshes it before answering (an actix request cannot be replayed
+//! on a background task), and every request for the key meanwhile answers
+//! with the stale entry at once: one request waits, none else does.
+//!
 //! A conditional or `HEAD` request that misses is forwarded as a plain `GET`
 //! (the engine answers conditionals itself, and needs a whole response to
 //! store), which changes the request's head: like actix's `NormalizePath`,

@@ -265,7 +265,10 @@ impl CachePolicyBuilder {
     /// Adapters that run background tasks (`cache-tower`, `cache-axum`:
     /// [`Cache::serve_with_refresh`](crate::Cache::serve_with_refresh))
     /// answer with the stale entry at once and refresh it on a task, one
-    /// refresh per key; `cache-actix` refreshes before answering.
+    /// refresh per key. With [`Cache::serve`](crate::Cache::serve)
+    /// (`cache-actix`, whose requests cannot be replayed on another task)
+    /// the request that starts the refresh waits for it, and every request
+    /// for the key meanwhile answers with the stale entry at once.
     pub fn stale_while_revalidate(mut self, window: impl IntoTtl) -> Self {
         self.inner.stale_while_revalidate = self.duration("stale_while_revalidate", window);
         self

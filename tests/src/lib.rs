@@ -66,6 +66,7 @@ macro_rules! behaviour_suite {
             stale_entries_are_revalidated,
             tags_and_cdn_headers_go_downstream,
             cdn_cache_control_target,
+            cdn_cache_control_forbids_stale,
             early_refresh,
             debug_keys_in_cache_status,
         );

@@ -92,6 +92,7 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
                 .downstream_cdn_cache_control("max-age=3600")),
         ),
         ("/cdn-target", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
+        ("/cdn-strict", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
         ("/early", ok(p().ttl("60s").early_refresh(1e6))),
         ("/flaky-directive", ok(p().ttl("60s"))),
         ("/slow-uncacheable", ok(p().ttl("60s"))),
@@ -158,7 +159,7 @@ impl Origin {
         calls.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, n)| n).sum()
     }
 
-    /// Makes `/slow` wait until [`Origin::open`].
+    /// Makes `/slow` (and `/swr`, `/slow-vary`) wait until [`Origin::open`].
     pub fn close(&self) {
         self.state.gate.0.send_replace(false);
     }
@@ -211,7 +212,11 @@ impl Origin {
             "query" => text(format!("query {:?}", req.query)),
             "big" => self.big(),
             "slow" | "shared-slow" => self.slow().await,
-            "swr" => text(format!("{} v{}", req.path, self.version())),
+            "swr" => {
+                let version = self.version();
+                self.wait_for_gate().await;
+                text(format!("{} v{version}", req.path))
+            }
             "flaky" if self.state.failing.load(Ordering::SeqCst) => {
                 let mut r = text("origin down");
                 r.status = StatusCode::SERVICE_UNAVAILABLE;
@@ -222,6 +227,9 @@ impl Origin {
             "cdn-target" => text("cdn")
                 .header(header::CACHE_CONTROL, "no-store")
                 .header(HeaderName::from_static("cdn-cache-control"), "max-age=60"),
+            "cdn-strict" => text(format!("cdn-strict v{}", self.version()))
+                .header(header::CACHE_CONTROL, "max-age=600")
+                .header(HeaderName::from_static("cdn-cache-control"), "max-age=60, must-revalidate"),
             "flaky-directive" if self.state.failing.load(Ordering::SeqCst) => {
                 let mut r = text("origin down");
                 r.status = StatusCode::SERVICE_UNAVAILABLE;

@@ -562,7 +562,8 @@ pub async fn entries_expire<A: Adapter>() {
 
 /// Inside the stale-while-revalidate window, the stale entry answers at once
 /// and one background refresh stores the new response (adapters that refresh
-/// in the background); otherwise the request waits for the refresh.
+/// in the background); otherwise the request that starts the refresh waits
+/// for it, and every request meanwhile answers stale at once.
 pub async fn stale_while_revalidate<A: Adapter>() {
     let s = start::<A>().await;
     assert_eq!(fetch(&s, "/swr/1").await.1, "MISS");
@@ -570,10 +571,24 @@ pub async fn stale_while_revalidate<A: Adapter>() {
     new_origin_version(&s).await;
 
     if !A::BACKGROUND_REFRESH {
-        let (_, x_cache, cache_status, body) = fetch(&s, "/swr/1").await;
-        assert_eq!((x_cache.as_str(), body.as_str()), ("MISS", "/swr/1 v1"));
-        assert_eq!(cache_status, "cache; fwd=stale; fwd-status=200; stored");
-        assert_eq!(s.origin.calls("/swr/1"), 2);
+        s.origin.close();
+        let refresher = tokio::spawn(s.get("/swr/1").send());
+        until("the refresh reaches the origin", || s.origin.calls("/swr/1") == 2).await;
+        let stale = tokio::time::timeout(PATIENCE, join_all((0..20).map(|_| fetch(&s, "/swr/1"))))
+            .await
+            .expect("stale hits do not wait for the refresh");
+        for (status, x_cache, cache_status, body) in stale {
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!((x_cache.as_str(), body.as_str()), ("STALE", "/swr/1 v0"));
+            assert_eq!(cache_status, "cache; hit; ttl=-5");
+        }
+        s.origin.open();
+        let r = tokio::time::timeout(PATIENCE, refresher).await.unwrap().unwrap().unwrap();
+        assert_eq!(header(&r, "x-cache"), "MISS");
+        assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=200; stored");
+        assert_eq!(r.text().await.unwrap(), "/swr/1 v1");
+        assert_eq!(fetch(&s, "/swr/1").await.1, "HIT");
+        assert_eq!(s.origin.calls("/swr/1"), 2, "one refresh for all the stale hits");
         return;
     }
     let stale = join_all((0..20).map(|_| fetch(&s, "/swr/1"))).await;
@@ -695,6 +710,21 @@ pub async fn cdn_cache_control_target<A: Adapter>() {
     assert_eq!(header(&r, "x-cache"), "HIT");
     assert_eq!(header(&r, "cache-control"), "no-store");
     assert_eq!(s.origin.calls("/cdn-target"), 1);
+}
+
+/// Whether a stale entry may be served is read from the directives that
+/// targeted the cache: `must-revalidate` in `CDN-Cache-Control` beats a
+/// request's `max-stale` even when `Cache-Control` would allow it.
+pub async fn cdn_cache_control_forbids_stale<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/cdn-strict").await.1, "MISS");
+    s.cache.clock().advance(Duration::from_secs(65));
+    new_origin_version(&s).await;
+    let r = s.get("/cdn-strict").header("cache-control", "max-stale").send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=200; stored");
+    assert_eq!(r.text().await.unwrap(), "cdn-strict v1");
+    assert_eq!(s.origin.calls("/cdn-strict"), 2);
 }
 
 /// XFetch early refresh: near expiry (here a huge β makes it near certain),

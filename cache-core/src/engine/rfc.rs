@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderMap, StatusCode, header, request::Parts};
 
-use crate::{CachedEntry, cache_control::CacheControl};
+use crate::{CacheMode, CachedEntry, cache_control::CacheControl, policy::PolicyInner};
 
 /// The most heuristic freshness a response gets (RFC 9111 §4.2.2 leaves the
 /// bound to the cache).
@@ -47,10 +47,21 @@ pub(crate) fn apparent_age_ms(headers: &HeaderMap, now_ms: u64) -> u64 {
     date_ms(headers, header::DATE).map_or(0, |date| now_ms.saturating_sub(date))
 }
 
+/// The response's caching directives for this cache: `CDN-Cache-Control`'s
+/// when the policy makes the cache its target (RFC 9213) and the response
+/// has one, else `Cache-Control`'s.
+pub(crate) fn response_directives(policy: &PolicyInner, headers: &HeaderMap) -> CacheControl {
+    if policy.cdn_cache_control_target && policy.mode == CacheMode::Rfc9111 && headers.contains_key(super::respond::CDN_CACHE_CONTROL) {
+        return CacheControl::from_field(headers, &super::respond::CDN_CACHE_CONTROL);
+    }
+    CacheControl::from_headers(headers)
+}
+
 /// Whether a stored response forbids answering with it once stale
-/// (`must-revalidate`, `proxy-revalidate`, `s-maxage`: RFC 9111 §5.2.2).
-pub(crate) fn forbids_stale(entry: &CachedEntry) -> bool {
-    let cc = CacheControl::from_headers(&entry.headers);
+/// (`must-revalidate`, `proxy-revalidate`, `s-maxage`: RFC 9111 §5.2.2),
+/// read from the directives that targeted this cache.
+pub(crate) fn forbids_stale(policy: &PolicyInner, entry: &CachedEntry) -> bool {
+    let cc = response_directives(policy, &entry.headers);
     cc.has("must-revalidate") || cc.has("proxy-revalidate") || cc.has("s-maxage") || cc.has("no-cache")
 }
 
@@ -118,9 +129,9 @@ impl RequestDirectives {
     }
 
     /// Whether this request accepts the stale entry as it is.
-    pub(crate) fn accepts_stale(&self, entry: &CachedEntry, now_ms: u64) -> bool {
+    pub(crate) fn accepts_stale(&self, policy: &PolicyInner, entry: &CachedEntry, now_ms: u64) -> bool {
         let Some(limit) = self.max_stale else { return false };
-        if self.no_cache || forbids_stale(entry) {
+        if self.no_cache || forbids_stale(policy, entry) {
             return false;
         }
         if let Some(max_age) = self.max_age
@@ -144,6 +155,7 @@ mod tests {
     use http::HeaderValue;
 
     use super::*;
+    use crate::CachePolicy;
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -217,14 +229,30 @@ mod tests {
         assert!(!RequestDirectives::of(&parts("max-age=10")).unwrap().accepts_fresh(&entry, 11_000));
         assert!(RequestDirectives::of(&parts("max-age=10")).unwrap().accepts_fresh(&entry, 10_000));
         assert!(!RequestDirectives::of(&parts("min-fresh=30")).unwrap().accepts_fresh(&entry, 31_000));
-        assert!(RequestDirectives::of(&parts("max-stale")).unwrap().accepts_stale(&entry, 600_000));
-        assert!(RequestDirectives::of(&parts("max-stale=5")).unwrap().accepts_stale(&entry, 65_000));
-        assert!(!RequestDirectives::of(&parts("max-stale=5")).unwrap().accepts_stale(&entry, 66_000));
+        assert!(RequestDirectives::of(&parts("max-stale")).unwrap().accepts_stale(
+            CachePolicy::builder().mode(CacheMode::Rfc9111).build().unwrap().inner(),
+            &entry,
+            600_000
+        ));
+        assert!(RequestDirectives::of(&parts("max-stale=5")).unwrap().accepts_stale(
+            CachePolicy::builder().mode(CacheMode::Rfc9111).build().unwrap().inner(),
+            &entry,
+            65_000
+        ));
+        assert!(!RequestDirectives::of(&parts("max-stale=5")).unwrap().accepts_stale(
+            CachePolicy::builder().mode(CacheMode::Rfc9111).build().unwrap().inner(),
+            &entry,
+            66_000
+        ));
         let mut strict = entry.clone();
         strict
             .headers
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, must-revalidate"));
-        assert!(!RequestDirectives::of(&parts("max-stale")).unwrap().accepts_stale(&strict, 61_000));
+        assert!(!RequestDirectives::of(&parts("max-stale")).unwrap().accepts_stale(
+            CachePolicy::builder().mode(CacheMode::Rfc9111).build().unwrap().inner(),
+            &strict,
+            61_000
+        ));
         let mut pragma = http::Request::new(());
         pragma.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         assert!(RequestDirectives::of(&pragma.into_parts().0).unwrap().no_cache);

@@ -128,8 +128,9 @@ impl Cache {
     /// across keys; past that the stale entry is still answered and a
     /// later request refreshes it.
     ///
-    /// [`serve`](Cache::serve) instead treats such an entry as a miss and
-    /// fetches before answering.
+    /// [`serve`](Cache::serve) instead refreshes such an entry before
+    /// answering the request that found it stale, while concurrent requests
+    /// for the key answer with the stale entry at once.
     pub async fn serve_with_refresh<ReqB, ResB, E, F, Fut>(
         &self,
         policy: &CachePolicy,
@@ -267,6 +268,18 @@ impl Cache {
                             response.map(Served::Response)
                         }
                     };
+                }
+                // Another request is refreshing a stale entry that may be
+                // served stale meanwhile: answer with it at once (callers
+                // that refresh inline, such as actix, make only the request
+                // that started the refresh wait for it).
+                Joined::Waiter(_)
+                    if let Some(entry) = &stale
+                        && fwd == Fwd::Stale
+                        && entry.within_stale_window(now, entry.stale_while_revalidate_ms)
+                        && may_serve_stale(ex.policy, entry) =>
+                {
+                    return Ok(Served::Response(self.respond_hit(ex.head(), entry, self.inner.clock.now_ms())));
                 }
                 Joined::Waiter(rx) => match coalesce::wait(rx, ex.policy.coalesce_timeout).await {
                     // The leader's response may vary on headers this
@@ -449,7 +462,7 @@ fn usable(entry: &CachedEntry, parts: &Parts, now: u64, policy: &PolicyInner) ->
         return match entry.is_fresh(now) {
             true if directives.accepts_fresh(entry, now) => Ok(()),
             true => Err(Fwd::Request),
-            false if directives.accepts_stale(entry, now) => Ok(()),
+            false if directives.accepts_stale(policy, entry, now) => Ok(()),
             false if directives.no_cache => Err(Fwd::Request),
             false => Err(Fwd::Stale),
         };
@@ -490,7 +503,7 @@ fn early_refresh_due(policy: &PolicyInner, entry: &CachedEntry, now: u64) -> boo
 /// revalidate, stale-if-error): in RFC 9111 mode, not when the response said
 /// `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache`.
 pub(crate) fn may_serve_stale(policy: &PolicyInner, entry: &CachedEntry) -> bool {
-    policy.mode != CacheMode::Rfc9111 || !rfc::forbids_stale(entry)
+    policy.mode != CacheMode::Rfc9111 || !rfc::forbids_stale(policy, entry)
 }
 
 /// The path and query of a `Location` or `Content-Location` value, when it

@@ -57,7 +57,7 @@ impl Cache {
             return by_response("response sets a cookie");
         }
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
-        let cc = response_directives(ex, &parts.headers);
+        let cc = super::rfc::response_directives(ex.policy, &parts.headers);
         // A shared cache stores `no-cache` responses and revalidates them
         // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
         if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
@@ -96,7 +96,7 @@ impl Cache {
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
         let mut initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
         // RFC 5861: the response's own stale windows win over the policy's.
-        let cc = response_directives(ex, &parts.headers);
+        let cc = super::rfc::response_directives(ex.policy, &parts.headers);
         let rfc_fresh = rfc.then(|| {
             // RFC 9111 §4.2.3: the age is at least the time since `Date`,
             // and it counts against the freshness lifetime.
@@ -209,21 +209,6 @@ fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .flat_map(|v| v.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
-}
-
-/// Whether a response to a request with credentials says it may be shared
-/// (RFC 9111 §3.5): `public`, or a positive `s-maxage`. A zero lifetime
-/// means "revalidate every time", which a cache serving by its own TTL
-/// does not do, so it is not shared.
-/// The response's caching directives for this cache: `CDN-Cache-Control`'s
-/// when the policy makes the cache its target (RFC 9213) and the response
-/// has one, else `Cache-Control`'s.
-fn response_directives(ex: &Exchange<'_>, headers: &HeaderMap) -> CacheControl {
-    if ex.policy.cdn_cache_control_target && ex.policy.mode == CacheMode::Rfc9111 && headers.contains_key(super::respond::CDN_CACHE_CONTROL)
-    {
-        return CacheControl::from_field(headers, &super::respond::CDN_CACHE_CONTROL);
-    }
-    CacheControl::from_headers(headers)
 }
 
 /// Whether a response to a request with `Authorization` may be shared
