@@ -63,9 +63,34 @@
 //! # let _ = app;
 //! ```
 //!
+//! # TTL tables from TOML
+//!
+//! A team's table of endpoints — path pattern, TTL, key, tags, what
+//! invalidates it — can live in a TOML file instead of code (feature
+//! `config`, on by default): [`Policies::from_toml_file`] loads it, and one
+//! layer over the whole app applies it. The [`config`] module describes the
+//! format; a mistake stops the start with an error naming the file, the
+//! route and the field.
+//!
+//! ```no_run
+//! use actix_web::{App, web};
+//! use cache_actix::{Cache, CacheMiddleware, MokaStore, Policies};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = Cache::new(MokaStore::new());
+//! let policies = Policies::from_toml_file("cache.toml")?;
+//! let app = App::new()
+//!     .wrap(CacheMiddleware::new(&cache, policies))
+//!     .route("/api/v1/products/{id}", web::get().to(|| async { "product" }));
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Feature flags
 //!
 //! - `moka` (default): the embedded store, [`MokaStore`].
+//! - `config` (default): TTL tables from TOML ([`config`]).
 //!
 //! [actix-web]: https://docs.rs/actix-web
 
@@ -75,10 +100,14 @@ mod middleware;
 pub mod purge;
 
 pub use body::{CachedBody, CachedBodyError, OriginBody, OriginBodyError};
+#[cfg(feature = "config")]
+pub use cache_core::config;
+pub use cache_core::metrics;
 pub use cache_core::{
     Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
     Store, StoreError, Tenant, TenantSource, Ttl,
 };
+pub use cache_core::{InvalidationRule, PathPattern};
 #[cfg(feature = "moka")]
 pub use cache_core::{MokaStore, MokaStoreBuilder};
 pub use middleware::{CacheMiddleware, CacheService};

@@ -101,21 +101,32 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let policies = &self.layer.policies;
-        let policy = match req.extensions().get::<Served>() {
-            Some(_) => None,
-            // The pattern costs an allocation: only read it when it matters.
-            None if policies.by_route() => policies.resolve(req.match_pattern().as_deref()).cloned(),
-            None => policies.resolve(None).cloned(),
+        let policies = Arc::clone(&self.layer.policies);
+        let served = req.extensions().get::<Served>().is_some();
+        // The pattern costs an allocation: only read it when it matters.
+        let pattern = match policies.by_route() && !served {
+            true => req.match_pattern(),
+            false => None,
         };
-        let (Some(policy), Some(parts)) = (policy, request_parts(&req)) else {
+        let selection = match served {
+            true => None,
+            false => http::Method::from_bytes(req.method().as_str().as_bytes())
+                .ok()
+                .and_then(|method| policies.select(pattern.as_deref(), &method, req.path())),
+        };
+        let (Some(selection), Some(parts)) = (selection, request_parts(&req)) else {
             return self.passthrough(req);
         };
-        if let Some(hit) = self.layer.cache.serve_now(&policy, &parts) {
+        if let Some(hit) = self.layer.cache.serve_now(selection.policy(), &parts) {
             let response = req.into_response(actix_response(hit, &parts.method)).map_into_right_body();
             return Box::pin(ready(Ok(response)));
         }
+        let policy = selection.policy().clone();
+        let route = selection.route_match(&parts, RouteMatch::default());
         req.extensions_mut().insert(Served);
+        // A path pattern of the policies has already read the parameters;
+        // otherwise they come from actix's routing, after the call.
+        let from_routing = route.pattern().is_none();
         let inner = Rc::clone(&self.inner);
         let cache = self.layer.cache.clone();
         let cache_for_handlers = cache.clone();
@@ -136,14 +147,14 @@ where
                 // Routing inside the wrapped service filled in the path
                 // parameters: hand them to the engine for tag templates.
                 let mut response = origin_response(response);
-                response.extensions_mut().insert(route_match(&http_request));
+                if from_routing {
+                    response.extensions_mut().insert(route_match(&http_request));
+                }
                 origin_slot.replace(Slot::Responded(http_request));
                 Ok::<_, actix_web::Error>(response)
             };
             let method = parts.method.clone();
-            let response = cache
-                .serve(&policy, &RouteMatch::default(), http::Request::from_parts(parts, ()), origin)
-                .await?;
+            let response = cache.serve(&policy, &route, http::Request::from_parts(parts, ()), origin).await?;
             let response = actix_response(response, &method);
             let response = match slot.replace(Slot::Taken) {
                 Slot::Request(req) => req.into_response(response),

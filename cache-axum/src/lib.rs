@@ -45,9 +45,34 @@
 //! one route of a router-wide layer its own policy, use
 //! [`CacheLayer::route`].
 //!
+//! # TTL tables from TOML
+//!
+//! A team's table of endpoints — path pattern, TTL, key, tags, what
+//! invalidates it — can live in a TOML file instead of code (feature
+//! `config`, on by default): [`Policies::from_toml_file`] loads it, and one
+//! layer over the whole app applies it. The [`config`] module describes the
+//! format; a mistake stops the start with an error naming the file, the
+//! route and the field.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use cache_axum::{Cache, CacheLayer, MokaStore, Policies};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache = Cache::new(MokaStore::new());
+//! let policies = Policies::from_toml_file("cache.toml")?;
+//! let app: Router = Router::new()
+//!     .route("/api/v1/products/{id}", get(|| async { "product" }))
+//!     .layer(CacheLayer::new(&cache, policies));
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Feature flags
 //!
 //! - `moka` (default): the embedded store, [`MokaStore`].
+//! - `config` (default): TTL tables from TOML ([`config`]).
 //!
 //! [axum]: https://docs.rs/axum
 
@@ -60,10 +85,14 @@ use futures_util::FutureExt;
 use http::request::Parts;
 use tower_layer::Layer;
 
+#[cfg(feature = "config")]
+pub use cache_core::config;
+pub use cache_core::metrics;
 pub use cache_core::{
     Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
     Store, StoreError, Tenant, TenantSource, Ttl,
 };
+pub use cache_core::{InvalidationRule, PathPattern};
 #[cfg(feature = "moka")]
 pub use cache_core::{MokaStore, MokaStoreBuilder};
 use cache_tower::RouteInfo;

@@ -2,7 +2,13 @@
 
 use http::Request;
 
-use crate::{Cache, CachePolicy, engine::uri_tag, error::StoreError, invalidation_log::Target};
+use crate::{
+    Cache, CachePolicy,
+    engine::uri_tag,
+    error::StoreError,
+    invalidation_log::Target,
+    metrics::{self, InvalidationKind},
+};
 
 /// Drops entries: by key, by tag, by key prefix, or every variant of a
 /// request's URI.
@@ -16,6 +22,12 @@ use crate::{Cache, CachePolicy, engine::uri_tag, error::StoreError, invalidation
 ///
 /// Each method returns the store's error; the entries may then still be
 /// there until they expire.
+///
+/// # Metrics
+///
+/// Each tag, key and prefix counts in `http_cache_invalidations_total`
+/// (label `kind`: `tag`, `key`, `prefix`), and the entries dropped in
+/// `http_cache_invalidated_entries_total`; see [`crate::metrics`].
 #[derive(Debug, Clone)]
 pub struct Invalidator {
     pub(crate) cache: Cache,
@@ -35,7 +47,10 @@ impl Invalidator {
     {
         let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
         self.cache.inner.invalidations.record(Target::Tags(tags.clone()));
-        let dropped = self.cache.inner.store.invalidate_tags(&tags).await?;
+        let dropped = self.cache.inner.store.invalidate_tags(&tags).await;
+        let count = u64::try_from(tags.len()).unwrap_or(u64::MAX);
+        metrics::invalidation(InvalidationKind::Tag, count, dropped.as_ref().ok().copied());
+        let dropped = dropped?;
         tracing::debug!(?tags, dropped, "invalidated tags");
         Ok(dropped)
     }
@@ -43,7 +58,9 @@ impl Invalidator {
     /// Drops the entry stored at `key` (see [`CacheKey`](crate::CacheKey)).
     pub async fn key(&self, key: &str) -> Result<bool, StoreError> {
         self.cache.inner.invalidations.record(Target::Key(key.to_owned()));
-        self.cache.inner.store.delete(key).await
+        let dropped = self.cache.inner.store.delete(key).await;
+        metrics::invalidation(InvalidationKind::Key, 1, dropped.as_ref().ok().map(|&d| u64::from(d)));
+        dropped
     }
 
     /// Drops every entry whose key starts with `prefix`; see
@@ -51,7 +68,9 @@ impl Invalidator {
     /// the store.
     pub async fn prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         self.cache.inner.invalidations.record(Target::Prefix(prefix.to_owned()));
-        self.cache.inner.store.invalidate_prefix(prefix).await
+        let dropped = self.cache.inner.store.invalidate_prefix(prefix).await;
+        metrics::invalidation(InvalidationKind::Prefix, 1, dropped.as_ref().ok().copied());
+        dropped
     }
 
     /// Drops every stored variant of the URI that `request` addresses under

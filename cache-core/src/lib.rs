@@ -94,6 +94,8 @@ mod clock;
 mod coalesce;
 pub mod codec;
 pub mod conditional;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod data;
 mod engine;
 mod entry;
@@ -103,6 +105,8 @@ mod hit_for_miss;
 mod invalidate;
 mod invalidation_log;
 pub mod key;
+pub mod metrics;
+mod path_pattern;
 mod policy;
 pub mod purge;
 mod route;
@@ -120,12 +124,13 @@ pub use error::{BoxError, ConfigError, StoreError};
 pub use hints::CacheHints;
 pub use invalidate::Invalidator;
 pub use key::{CacheKey, KeySpec, QueryFilter, Tenant, TenantSource};
+pub use path_pattern::PathPattern;
 pub use policy::{
     CacheMode, CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS,
     DEFAULT_MAX_BODY_SIZE, IntoTtl,
 };
 pub use purge::{PurgeAuth, Purger};
-pub use route::{ParamsFn, Policies, RouteMatch};
+pub use route::{InvalidationRule, ParamsFn, Policies, RouteMatch, Selection};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{BreakerState, BreakerStats, RedisStore, RedisStoreBuilder};

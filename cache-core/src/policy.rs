@@ -8,6 +8,7 @@ use crate::{
     Ttl,
     error::ConfigError,
     key::{KeySpec, QueryFilter, TenantSource},
+    metrics::RouteMetrics,
     tags::TagTemplate,
 };
 
@@ -67,7 +68,7 @@ pub struct CachePolicy {
     inner: Arc<PolicyInner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PolicyInner {
     pub(crate) mode: CacheMode,
     pub(crate) ttl: Duration,
@@ -91,6 +92,8 @@ pub(crate) struct PolicyInner {
     pub(crate) hit_for_miss: Duration,
     /// The keyed request headers, as the names to add to `Vary`.
     pub(crate) keyed_headers: Vec<HeaderName>,
+    /// The route label of metrics and traces, and its request counters.
+    pub(crate) metrics: RouteMetrics,
 }
 
 impl CachePolicy {
@@ -129,6 +132,26 @@ impl CachePolicy {
     /// The tenant of a request, according to the key spec.
     pub fn tenant(&self, parts: &Parts) -> Option<String> {
         self.inner.key.tenant(parts)
+    }
+
+    /// The route label of the policy's metrics and traces (see
+    /// [`CachePolicyBuilder::label`]). Default: `default`.
+    pub fn label(&self) -> &str {
+        self.inner.metrics.label()
+    }
+
+    /// This policy with another route label (see
+    /// [`CachePolicyBuilder::label`]), every other setting the same: for
+    /// code that assigns built policies to routes and labels each by its
+    /// route pattern. Cheap: the settings are cloned once, not per request.
+    #[must_use]
+    pub fn with_label(&self, label: &str) -> CachePolicy {
+        if label == self.label() {
+            return self.clone();
+        }
+        let mut inner = self.inner.as_ref().clone();
+        inner.metrics = RouteMetrics::new(label);
+        CachePolicy { inner: Arc::new(inner) }
     }
 
     pub(crate) fn inner(&self) -> &PolicyInner {
@@ -224,6 +247,7 @@ impl Default for CachePolicyBuilder {
                 coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
                 hit_for_miss: DEFAULT_HIT_FOR_MISS,
                 keyed_headers: Vec::new(),
+                metrics: RouteMetrics::new(crate::metrics::DEFAULT_ROUTE_LABEL),
             },
             errors: Vec::new(),
         }
@@ -513,6 +537,18 @@ impl CachePolicyBuilder {
         self
     }
 
+    /// The route label of the policy's request metrics
+    /// (`http_cache_requests_total{route="..."}`) and traces: the route
+    /// pattern, such as `/api/v1/products/{id}`, or any name for a group of
+    /// routes. Default: `default`.
+    ///
+    /// Give a bounded set of labels: never a raw path, a query or a tenant,
+    /// or every distinct value becomes a time series of its own.
+    pub fn label(mut self, label: &str) -> Self {
+        self.inner.metrics = RouteMetrics::new(label);
+        self
+    }
+
     /// Checks the settings and builds the policy.
     ///
     /// # Errors
@@ -563,6 +599,21 @@ mod tests {
             let ttl = p.inner().ttl_for(StatusCode::OK);
             assert!((Duration::from_secs(60)..=Duration::from_secs(70)).contains(&ttl));
         }
+    }
+
+    #[test]
+    fn labels_default_and_relabel() {
+        let p = CachePolicy::builder().ttl("5m").build().unwrap();
+        assert_eq!(p.label(), "default");
+        let labelled = CachePolicy::builder().label("/p/{id}").build().unwrap();
+        assert_eq!(labelled.label(), "/p/{id}");
+        let relabelled = p.with_label("/q");
+        assert_eq!((relabelled.label(), relabelled.ttl()), ("/q", Duration::from_secs(300)));
+        assert_eq!(p.label(), "default", "the original keeps its label");
+        assert!(
+            Arc::ptr_eq(&p.with_label("default").inner, &p.inner),
+            "the same label shares the policy"
+        );
     }
 
     #[test]

@@ -2,9 +2,9 @@
 
 use std::{borrow::Cow, collections::HashMap, sync::Arc};
 
-use http::request::Parts;
+use http::{Method, request::Parts};
 
-use crate::CachePolicy;
+use crate::{CachePolicy, PathPattern, TagTemplate, tags::TagContext};
 
 /// Reads the path parameters of the matched route from a request head.
 pub type ParamsFn = fn(&mut Parts) -> Vec<(String, String)>;
@@ -24,6 +24,7 @@ pub struct RouteMatch {
     pattern: Option<Arc<str>>,
     params: Vec<(String, String)>,
     deferred: Option<ParamsFn>,
+    invalidates: Vec<String>,
 }
 
 impl RouteMatch {
@@ -31,8 +32,7 @@ impl RouteMatch {
     pub fn new(pattern: impl Into<Arc<str>>) -> Self {
         RouteMatch {
             pattern: Some(pattern.into()),
-            params: Vec::new(),
-            deferred: None,
+            ..RouteMatch::default()
         }
     }
 
@@ -40,9 +40,8 @@ impl RouteMatch {
     /// a tag template needs them.
     pub fn deferred(params: ParamsFn) -> Self {
         RouteMatch {
-            pattern: None,
-            params: Vec::new(),
             deferred: Some(params),
+            ..RouteMatch::default()
         }
     }
 
@@ -51,6 +50,20 @@ impl RouteMatch {
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
         self
+    }
+
+    /// Adds a tag to drop when the request is an unsafe one (`POST`, `PUT`,
+    /// `DELETE`, ...) that succeeds, besides the tags of its policy: what an
+    /// [`InvalidationRule`] asks for.
+    #[must_use]
+    pub fn invalidate(mut self, tag: impl Into<String>) -> Self {
+        self.invalidates.push(tag.into());
+        self
+    }
+
+    /// The tags added with [`RouteMatch::invalidate`].
+    pub fn invalidations(&self) -> &[String] {
+        &self.invalidates
     }
 
     /// The route pattern, when the framework knows it.
@@ -73,16 +86,28 @@ impl RouteMatch {
     }
 }
 
-/// Policies for the routes behind one layer: a default and overrides by route
-/// pattern.
+/// Policies for the routes behind one layer: a default, overrides by the
+/// route pattern the framework matched, overrides by request path, and
+/// invalidation rules.
 ///
-/// A route maps to a policy, or to `None` to leave it uncached. Patterns are
-/// compared with the pattern the framework matched, exactly as registered
-/// (`/api/v1/products/{id}`).
+/// A request's policy is, in this order: the one registered with
+/// [`Policies::route`] for the pattern the framework matched, exactly as
+/// registered (`/api/v1/products/{id}`); the one of the first
+/// [`Policies::path`] pattern, in the order they were added, that matches
+/// the request's path; the default. Any of them may be `None`, which leaves
+/// the request uncached. A TOML table
+/// ([`Policies::from_toml_file`](crate::config)) fills the path patterns.
+///
+/// An unsafe request (`POST`, `PUT`, `PATCH`, `DELETE`, ...) that succeeds
+/// drops its policy's tags and its URI's entries; every
+/// [`InvalidationRule`] that matches it drops its tags too, even where no
+/// policy applies.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
     default: Option<CachePolicy>,
     routes: HashMap<String, Option<CachePolicy>>,
+    paths: Vec<(PathPattern, Option<CachePolicy>)>,
+    rules: Vec<InvalidationRule>,
 }
 
 impl Policies {
@@ -90,31 +115,194 @@ impl Policies {
     pub fn new(default: impl Into<Option<CachePolicy>>) -> Self {
         Policies {
             default: default.into(),
-            routes: HashMap::new(),
+            ..Policies::default()
         }
     }
 
-    /// Sets the policy of one route pattern; `None` leaves the route uncached.
+    /// Sets the policy of the requests no route or path pattern matches
+    /// (`None`: they pass through uncached).
     #[must_use]
-    pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
-        self.routes.insert(pattern.into(), policy.into());
+    pub fn fallback(mut self, policy: impl Into<Option<CachePolicy>>) -> Self {
+        self.default = policy.into();
         self
     }
 
-    /// Whether some route has its own policy, so that resolving needs the
-    /// request's route pattern (adapters skip computing it otherwise).
+    /// Sets the policy of one route pattern; `None` leaves the route uncached.
+    /// A policy without a [label](crate::CachePolicyBuilder::label) is
+    /// labelled with `pattern` in metrics and traces.
+    #[must_use]
+    pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
+        let pattern = pattern.into();
+        let policy = labelled(policy.into(), &pattern);
+        self.routes.insert(pattern, policy);
+        self
+    }
+
+    /// Sets the policy of the requests whose path matches `pattern`, unless
+    /// a pattern added before matches too; `None` leaves them uncached. A
+    /// policy without a label is labelled with `pattern`.
+    #[must_use]
+    pub fn path(mut self, pattern: PathPattern, policy: impl Into<Option<CachePolicy>>) -> Self {
+        let policy = labelled(policy.into(), pattern.as_str());
+        self.paths.push((pattern, policy));
+        self
+    }
+
+    /// Adds an invalidation rule.
+    #[must_use]
+    pub fn invalidate_on(mut self, rule: InvalidationRule) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Whether some route has its own policy by framework pattern, so that
+    /// resolving needs the request's route pattern (adapters skip computing
+    /// it otherwise).
     pub fn by_route(&self) -> bool {
         !self.routes.is_empty()
     }
 
-    /// The policy for a request that matched `pattern`.
+    /// The policy for a request that matched `pattern`, ignoring path
+    /// patterns and rules (see [`Policies::select`]).
     pub fn resolve(&self, pattern: Option<&str>) -> Option<&CachePolicy> {
-        if !self.by_route() {
-            return self.default.as_ref();
-        }
         match pattern.and_then(|p| self.routes.get(p)) {
             Some(route) => route.as_ref(),
             None => self.default.as_ref(),
+        }
+    }
+
+    /// What applies to a request with `method` and `path` that matched the
+    /// framework route `pattern` (when the framework tells), or `None` to
+    /// pass it through untouched.
+    pub fn select(&self, pattern: Option<&str>, method: &Method, path: &str) -> Option<Selection<'_>> {
+        let by_path = || self.paths.iter().find(|(p, _)| p.matches(path));
+        let framework = match self.routes.is_empty() {
+            true => None,
+            false => pattern.and_then(|p| self.routes.get(p)),
+        };
+        let (policy, path_route) = match framework {
+            Some(route) => (route.as_ref(), None),
+            None => match by_path() {
+                Some((pattern, policy)) => (policy.as_ref(), Some(pattern)),
+                None => (self.default.as_ref(), None),
+            },
+        };
+        if let Some(policy) = policy {
+            return Some(Selection {
+                policies: self,
+                policy,
+                path_route,
+            });
+        }
+        // No policy: an unsafe request that a rule covers still invalidates.
+        if is_unsafe(method) {
+            let rule = self.rules.iter().find(|rule| rule.applies(method, path))?;
+            return Some(Selection {
+                policies: self,
+                policy: &rule.policy,
+                path_route: None,
+            });
+        }
+        None
+    }
+}
+
+/// `policy`, labelled `pattern` unless it has a label of its own.
+fn labelled(policy: Option<CachePolicy>, pattern: &str) -> Option<CachePolicy> {
+    policy.map(|p| match p.label() == crate::metrics::DEFAULT_ROUTE_LABEL {
+        true => p.with_label(pattern),
+        false => p,
+    })
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// What [`Policies::select`] chose for a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Selection<'a> {
+    policies: &'a Policies,
+    policy: &'a CachePolicy,
+    path_route: Option<&'a PathPattern>,
+}
+
+impl<'a> Selection<'a> {
+    /// The request's policy.
+    pub fn policy(&self) -> &'a CachePolicy {
+        self.policy
+    }
+
+    /// The route match to serve the request with: `framework` (what the
+    /// adapter knows of the framework's route), or, when a path pattern
+    /// chose the policy, that pattern and its captures; for an unsafe
+    /// request, with the tags of every invalidation rule it matches.
+    /// Called off the hit path.
+    pub fn route_match(&self, parts: &Parts, framework: RouteMatch) -> RouteMatch {
+        let path = parts.uri.path();
+        let mut route = match self.path_route {
+            Some(pattern) => pattern
+                .captures(path)
+                .unwrap_or_default()
+                .into_iter()
+                .fold(RouteMatch::new(pattern.as_str()), |route, (name, value)| route.param(name, value)),
+            None => framework,
+        };
+        if is_unsafe(&parts.method) {
+            for rule in self.policies.rules.iter() {
+                if let Some(captures) = rule.captures(&parts.method, path) {
+                    let tenant = rule.policy.tenant(parts);
+                    let ctx = TagContext {
+                        tenant: tenant.as_deref(),
+                        headers: &parts.headers,
+                        params: &captures,
+                    };
+                    route.invalidates.extend(rule.tags.iter().filter_map(|t| t.render(&ctx)));
+                }
+            }
+        }
+        route
+    }
+}
+
+/// Tags to drop when an unsafe request matching a method and a path
+/// pattern succeeds: `PUT /api/v1/products/{id}` drops
+/// `product:{tenant}:{id}` and `products:{tenant}`.
+///
+/// Templates are filled from the pattern's captures, the request's headers
+/// and the tenant, read as `tenant_policy` reads it (the policy of the route
+/// whose entries the rule drops).
+#[derive(Debug, Clone)]
+pub struct InvalidationRule {
+    methods: Vec<Method>,
+    path: PathPattern,
+    tags: Vec<TagTemplate>,
+    policy: CachePolicy,
+}
+
+impl InvalidationRule {
+    /// A rule for `methods` (every unsafe method when empty) on `path`.
+    pub fn new(methods: Vec<Method>, path: PathPattern, tags: Vec<TagTemplate>, tenant_policy: CachePolicy) -> Self {
+        InvalidationRule {
+            methods,
+            path,
+            tags,
+            policy: tenant_policy,
+        }
+    }
+
+    fn applies(&self, method: &Method, path: &str) -> bool {
+        self.method_applies(method) && self.path.matches(path)
+    }
+
+    fn method_applies(&self, method: &Method) -> bool {
+        is_unsafe(method) && (self.methods.is_empty() || self.methods.contains(method))
+    }
+
+    fn captures(&self, method: &Method, path: &str) -> Option<Vec<(String, String)>> {
+        match self.method_applies(method) {
+            true => self.path.captures(path),
+            false => None,
         }
     }
 }

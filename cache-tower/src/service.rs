@@ -64,15 +64,16 @@ where
             return self.passthrough(req);
         }
         let pattern = (self.layer.route_info.pattern)(req.extensions());
-        let Some(policy) = self.layer.policies.resolve(pattern).cloned() else {
+        let Some(selection) = self.layer.policies.select(pattern, req.method(), req.uri().path()) else {
             return self.passthrough(req);
         };
         let (parts, body) = req.into_parts();
-        if let Some(hit) = self.layer.cache.serve_now(&policy, &parts) {
+        if let Some(hit) = self.layer.cache.serve_now(selection.policy(), &parts) {
             return ResponseFuture::ready(hit);
         }
+        let policy = selection.policy().clone();
+        let route = selection.route_match(&parts, RouteMatch::deferred(self.layer.route_info.params));
         let req = Request::from_parts(parts, body);
-        let route = RouteMatch::deferred(self.layer.route_info.params);
         // The service that was polled ready serves this request; a clone
         // takes its place for the next one.
         let clone = self.inner.clone();

@@ -8,7 +8,7 @@ use actix_web::{
     http::{StatusCode as ActixStatus, header},
     web,
 };
-use cache_actix::{Cache, CacheMiddleware, Invalidator};
+use cache_actix::{Cache, CacheMiddleware, Invalidator, Policies};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::{
@@ -27,6 +27,21 @@ impl Adapter for Actix {
     async fn start(cache: Cache, origin: Origin) -> Server {
         let (app_cache, app_origin) = (cache.clone(), origin.clone());
         serve(move || app(app_cache.clone(), app_origin.clone()), origin, cache)
+    }
+
+    async fn start_with_table(cache: Cache, origin: Origin, policies: Policies) -> Server {
+        let (app_cache, app_origin) = (cache.clone(), origin.clone());
+        serve(
+            move || {
+                App::new()
+                    .app_data(web::Data::new(app_origin.clone()))
+                    .wrap(CacheMiddleware::new(&app_cache, policies.clone()))
+                    .wrap_fn(deadline)
+                    .default_service(web::route().to(handle))
+            },
+            origin,
+            cache,
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::any,
 };
-use cache_axum::{Cache, CacheLayer, Invalidator};
+use cache_axum::{Cache, CacheLayer, Invalidator, Policies};
 
 use crate::{
     Adapter, Server,
@@ -34,6 +34,14 @@ impl Adapter for Axum {
             };
             router = router.route(pattern, route.layer(middleware::from_fn(deadline)));
         }
+        serve(router.with_state(origin.clone()), origin, cache).await
+    }
+
+    async fn start_with_table(cache: Cache, origin: Origin, policies: Policies) -> Server {
+        let router = Router::new()
+            .fallback(handle)
+            .layer(CacheLayer::new(&cache, policies))
+            .layer(middleware::from_fn(deadline));
         serve(router.with_state(origin.clone()), origin, cache).await
     }
 }

@@ -69,6 +69,7 @@ macro_rules! behaviour_suite {
             cdn_cache_control_forbids_stale,
             early_refresh,
             debug_keys_in_cache_status,
+            toml_table,
         );
     };
 }

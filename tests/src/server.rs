@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use cache_core::Cache;
+use cache_core::{Cache, Policies};
 use reqwest::{Client, RequestBuilder};
 
 use crate::origin::Origin;
@@ -12,6 +12,11 @@ pub trait Adapter {
     /// Serves [`routes`](crate::origin::routes) on a free loopback port,
     /// each behind a cache layer of `cache` with its policy.
     fn start(cache: Cache, origin: Origin) -> impl Future<Output = Server> + Send;
+
+    /// Serves the origin on every path behind one cache layer (middleware)
+    /// holding `policies`, such as a TOML table: no framework route
+    /// patterns, so path patterns choose the policies.
+    fn start_with_table(cache: Cache, origin: Origin, policies: Policies) -> impl Future<Output = Server> + Send;
 
     /// Whether the adapter refreshes stale-while-revalidate entries in the
     /// background (answering with the stale entry meanwhile), rather than

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cache_core::{Cache, Clock, MokaStore, Store};
+use cache_core::{Cache, Clock, MokaStore, Policies, Store};
 use futures_util::future::join_all;
 use reqwest::{Method, Response, StatusCode};
 
@@ -912,4 +912,75 @@ pub async fn invalidation_during_a_fetch_wins<A: Adapter>() {
     );
     let (_, x, _, body) = fetch(&s, "/slow").await;
     assert_eq!((x.as_str(), body.as_str()), ("HIT", "slow v1"));
+}
+
+/// A TOML TTL table behind one layer over every path: path patterns choose
+/// the policies (first match wins, wildcards, `cache = false`), defaults
+/// fill the routes, and `invalidated_by` rules drop the tags of the tenant
+/// on unsafe requests to paths no route caches.
+pub async fn toml_table<A: Adapter>() {
+    const TABLE: &str = r#"
+        [defaults]
+        ttl = "60s"
+        tenant_header = "x-tenant-id"
+
+        [[route]]
+        path = "/plain/{id}"
+        tags = ["plain:{tenant}:{id}"]
+        invalidated_by = [{ method = "POST", path = "/orders/{id}" }]
+
+        [[route]]
+        path = "/assets/private/*"
+        cache = false
+
+        [[route]]
+        path = "/assets/*"
+        ttl = "1h"
+    "#;
+    let policies = Policies::from_toml_str(TABLE, "cache.toml").expect("a valid table");
+    let cache = Cache::builder()
+        .store(MokaStore::new())
+        .clock(Clock::manual())
+        .build()
+        .expect("a valid cache");
+    let s = A::start_with_table(cache, Origin::default(), policies).await;
+    let fetch = |method: Method, path: &'static str, tenant: &'static str| {
+        let request = s.request(method, path).header("x-tenant-id", tenant);
+        async move {
+            let r = request.send().await.expect("the app answers");
+            (header(&r, "x-cache"), header(&r, "cache-status"), r.text().await.expect("a body"))
+        }
+    };
+    let (x, cs, body) = fetch(Method::GET, "/plain/1", "acme").await;
+    assert_eq!(
+        (x.as_str(), cs.as_str(), body.as_str()),
+        ("MISS", "cache; fwd=uri-miss; fwd-status=200; stored", "/plain/1 v0")
+    );
+    for (path, tenant) in [("/plain/1", "globex"), ("/plain/2", "acme")] {
+        assert_eq!(fetch(Method::GET, path, tenant).await.0, "MISS");
+    }
+    let (x, cs, _) = fetch(Method::GET, "/plain/1", "acme").await;
+    assert_eq!((x.as_str(), cs.as_str()), ("HIT", "cache; hit; ttl=60"), "the defaults' TTL");
+    assert_eq!(s.origin.calls("/plain/"), 3);
+
+    let (x, cs, _) = fetch(Method::GET, "/assets/site/app.js", "acme").await;
+    assert_eq!((x.as_str(), cs.as_str()), ("MISS", "cache; fwd=uri-miss; fwd-status=200; stored"));
+    let (x, cs, _) = fetch(Method::GET, "/assets/site/app.js", "acme").await;
+    assert_eq!((x.as_str(), cs.as_str()), ("HIT", "cache; hit; ttl=3600"), "the route's own TTL");
+
+    for path in ["/assets/private/key", "/elsewhere"] {
+        for _ in 0..2 {
+            let (x, cs, body) = fetch(Method::GET, path, "acme").await;
+            assert_eq!((x.as_str(), cs.as_str(), body), ("", "", format!("GET {path}")), "untouched");
+        }
+        assert_eq!(s.origin.calls(path), 2);
+    }
+
+    // No route caches /orders/{id}; the rule drops acme's plain:acme:1 only.
+    let (x, _, body) = fetch(Method::POST, "/orders/1", "acme").await;
+    assert_eq!((x.as_str(), body.as_str()), ("BYPASS", "POST /orders/1"));
+    assert_eq!(fetch(Method::GET, "/plain/1", "acme").await.0, "MISS");
+    assert_eq!(fetch(Method::GET, "/plain/1", "globex").await.0, "HIT");
+    assert_eq!(fetch(Method::GET, "/plain/2", "acme").await.0, "HIT");
+    assert_eq!(s.origin.calls("/plain/"), 4);
 }

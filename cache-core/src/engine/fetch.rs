@@ -150,7 +150,7 @@ impl Cache {
             return Ok(self.store_and_respond(ex, entry, leader, since, status).await);
         }
         if let Some(refusal) = self.refusal(ex, &parts, &hints) {
-            tracing::debug!(key = %ex.key, reason = refusal.reason, "response not stored");
+            tracing::debug!(reason = refusal.reason, "response not stored");
             if refusal.by_request {
                 // Dropping the leader hands the key to a waiting request.
                 drop(leader);
@@ -166,7 +166,7 @@ impl Cache {
                 Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
             }
             Read::Partial(prefix, rest) => {
-                tracing::debug!(key = %ex.key, "response body over max_body_size or with trailers: streamed, not stored");
+                tracing::debug!("response body over max_body_size or with trailers: streamed, not stored");
                 self.uncacheable(ex, leader);
                 Ok(self.respond_passed(ex, parts, CacheBody::resume(prefix, rest), status))
             }
@@ -208,7 +208,7 @@ impl Cache {
         if !entry.within_stale_window(now, entry.stale_if_error_ms) || !super::serve::may_serve_stale(ex.policy, entry) {
             return None;
         }
-        tracing::debug!(key = %ex.key, ?fwd_status, "origin failed: serving the stale entry (stale-if-error)");
+        tracing::debug!(?fwd_status, "origin failed: serving the stale entry (stale-if-error)");
         let mut status = Status::forward(Fwd::Stale);
         status.fwd_status = fwd_status;
         status.ttl = Some(entry.signed_ttl_secs(now));
@@ -235,7 +235,7 @@ impl Cache {
         let key = ex.key.as_str();
         let log = &self.inner.invalidations;
         if log.affects(since, key, &entry.tags) {
-            tracing::debug!(key = %ex.key, "invalidated during the fetch: not stored");
+            tracing::debug!("invalidated during the fetch: not stored");
             return Put::Invalidated;
         }
         let mut ttl = Duration::from_millis(entry.retain_for_ms());

@@ -31,7 +31,7 @@ impl LeaseGuard {
         if let Some(token) = self.token.take()
             && let Err(err) = self.store.release_lease(&self.key, &token).await
         {
-            tracing::debug!(key = %self.key, error = %err, "lease not released; it expires");
+            tracing::debug!(error = %err, "lease not released; it expires");
         }
     }
 }
@@ -80,7 +80,7 @@ impl Cache {
             // when the holder finished without a storable response or died.
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                tracing::debug!(key, "waited the coalescing timeout for another instance: fetching");
+                tracing::debug!("waited the coalescing timeout for another instance: fetching");
                 return Across::Fetch(None);
             }
             tokio::time::sleep(pause.min(deadline - now)).await;

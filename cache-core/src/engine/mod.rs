@@ -86,6 +86,14 @@ impl Cache {
         crate::Invalidator { cache: self.clone() }
     }
 
+    /// Records the store's gauges now (see [`crate::metrics`]): the bytes
+    /// and entries an in-process store holds, the state of a Redis store's
+    /// circuit breaker. Call it before rendering each scrape, so that they
+    /// are exact; it does not wait on the network.
+    pub fn record_metrics(&self) {
+        self.inner.store.record_metrics();
+    }
+
     pub(crate) fn log_store_error(&self, operation: &'static str, err: &StoreError) {
         if matches!(err, StoreError::CircuitOpen | StoreError::Unavailable) {
             // Said once, when the store went away.

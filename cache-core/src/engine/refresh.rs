@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{Request, Response, request::Parts};
 use http_body::Body;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::{Instrument, field};
 
 use super::{Cache, serve::Exchange};
 use crate::{
@@ -54,7 +55,7 @@ impl Cache {
         stored_at_ms: u64,
     ) -> Option<Refresh<ReqB, F>> {
         let Ok(permit) = Arc::clone(&self.inner.refreshes).try_acquire_owned() else {
-            tracing::debug!(uri = %parts.uri, "too many background refreshes: serving stale without one");
+            tracing::debug!("too many background refreshes: serving stale without one");
             return None;
         };
         Some(Refresh {
@@ -72,8 +73,20 @@ impl Cache {
 
 impl<ReqB, F> Refresh<ReqB, F> {
     /// Fetches the response from the origin and stores it, unless another
-    /// request is already fetching it or has stored a fresh one.
+    /// request is already fetching it or has stored a fresh one. Runs in a
+    /// `DEBUG` span `http_cache_refresh` (see [`crate::metrics`]).
     pub async fn run<ResB, E, Fut>(self)
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let span = tracing::debug_span!("http_cache_refresh", route = self.policy.label(), key = field::Empty);
+        self.refresh().instrument(span).await;
+    }
+
+    async fn refresh<ResB, E, Fut>(self)
     where
         F: FnOnce(Request<ReqB>) -> Fut,
         Fut: Future<Output = Result<Response<ResB>, E>>,
@@ -104,8 +117,8 @@ impl<ReqB, F> Refresh<ReqB, F> {
             Err(miss) => miss.stale,
         };
         match cache.fetch(&ex, Some(leader), body, origin, Fwd::Stale, stale).await {
-            Ok(response) => tracing::debug!(key = %ex.key, status = %response.status(), "refreshed in the background"),
-            Err(_) => tracing::debug!(key = %ex.key, "background refresh failed at the origin; the stale entry stays"),
+            Ok(response) => tracing::debug!(status = %response.status(), "refreshed in the background"),
+            Err(_) => tracing::debug!("background refresh failed at the origin; the stale entry stays"),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::{future::Future, sync::Arc};
 use bytes::Bytes;
 use http::{Method, Request, Response, header, request::Parts};
 use http_body::Body;
+use tracing::{Instrument, Span, field};
 
 use super::{
     Cache,
@@ -19,6 +20,7 @@ use crate::{
     coalesce::{self, Joined, Waited},
     error::BoxError,
     key::CacheKey,
+    metrics::{KeyHash, Outcome},
     policy::PolicyInner,
 };
 
@@ -36,8 +38,13 @@ pub(crate) struct Exchange<'a> {
 }
 
 impl<'a> Exchange<'a> {
+    /// The exchange of a request, its key recorded (hashed) in the current
+    /// span.
     pub(crate) fn new(policy: &'a PolicyInner, route: &'a RouteMatch, parts: Parts, shared: bool) -> Self {
         let key = policy.key.build(&parts);
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            record_key(&Span::current(), &key);
+        }
         Exchange {
             policy,
             route,
@@ -147,6 +154,7 @@ impl Cache {
         self.serve_step(policy, route, req, origin, true).await
     }
 
+    /// Serves one request in its span, and counts it by outcome.
     async fn serve_step<ReqB, ResB, E, F, Fut>(
         &self,
         policy: &CachePolicy,
@@ -155,6 +163,37 @@ impl Cache {
         origin: F,
         refresh: bool,
     ) -> Result<(Response<CacheBody<ResB>>, Option<Refresh<ReqB, F>>), E>
+    where
+        F: FnOnce(Request<ReqB>) -> Fut,
+        Fut: Future<Output = Result<Response<ResB>, E>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let metrics = &policy.inner().metrics;
+        let span = tracing::debug_span!("http_cache", route = metrics.label(), key = field::Empty, outcome = field::Empty);
+        let served = self
+            .serve_classified(policy, route, req, origin, refresh)
+            .instrument(span.clone())
+            .await;
+        let outcome = match &served {
+            Ok((_, outcome, _)) => *outcome,
+            Err(_) => Outcome::Error,
+        };
+        metrics.request(outcome);
+        span.record("outcome", outcome.as_str());
+        served.map(|(response, _, refresh)| (response, refresh))
+    }
+
+    /// Serves one request; says how (from the response's cache headers,
+    /// before the debug key is added to them).
+    async fn serve_classified<ReqB, ResB, E, F, Fut>(
+        &self,
+        policy: &CachePolicy,
+        route: &RouteMatch,
+        req: Request<ReqB>,
+        origin: F,
+        refresh: bool,
+    ) -> Result<(Response<CacheBody<ResB>>, Outcome, Option<Refresh<ReqB, F>>), E>
     where
         F: FnOnce(Request<ReqB>) -> Fut,
         Fut: Future<Output = Result<Response<ResB>, E>>,
@@ -173,25 +212,28 @@ impl Cache {
             Class::StoreOnly => {
                 let ex = Exchange::new(inner, route, parts, false);
                 let mut response = self.fetch(&ex, None, body, origin, Fwd::Bypass, None).await?;
+                let outcome = Outcome::of(response.headers());
                 self.debug_key(&mut response, &ex.key);
-                response
+                return Ok((response, outcome, None));
             }
             Class::Cacheable => {
                 let ex = Exchange::new(inner, route, parts, true);
                 return match self.serve_cacheable(&ex, body, origin, refresh).await? {
                     Served::Response(mut response) => {
+                        let outcome = Outcome::of(response.headers());
                         self.debug_key(&mut response, &ex.key);
-                        Ok((response, None))
+                        Ok((response, outcome, None))
                     }
                     Served::Refresh(mut response, body, origin, stored_at_ms) => {
+                        let outcome = Outcome::of(response.headers());
                         self.debug_key(&mut response, &ex.key);
                         let refresh = self.refresh_job(policy, route, ex.parts, body, origin, stored_at_ms);
-                        Ok((response, refresh))
+                        Ok((response, outcome, refresh))
                     }
                 };
             }
         };
-        Ok((response, None))
+        Ok((response, Outcome::Bypass, None))
     }
 
     async fn serve_cacheable<ReqB, ResB, E, F, Fut>(
@@ -341,6 +383,9 @@ impl Cache {
         }
         let mut response = self.respond_hit(Head { parts, policy }, &entry, now);
         self.debug_key(&mut response, &key);
+        policy.metrics.request(Outcome::Hit);
+        let span = tracing::debug_span!("http_cache", route = policy.metrics.label(), key = field::Empty, outcome = "hit");
+        record_key(&span, &key);
         Some(response)
     }
 
@@ -398,6 +443,7 @@ impl Cache {
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             let mut tags = self.route_tags(&ex, routed.as_ref());
+            tags.extend(route.invalidations().iter().cloned());
             tags.push(uri_tag(ex.key.uri()));
             // RFC 9111 §4.4: the URIs the response names, on this origin.
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
@@ -525,6 +571,14 @@ fn same_origin_target(parts: &Parts, value: &http::HeaderValue) -> Option<http::
     }
     let path_and_query = uri.path_and_query()?.clone();
     http::Uri::builder().path_and_query(path_and_query).build().ok()
+}
+
+/// Records a short hash of the request's key in its span, when the span is
+/// enabled (never the key: it can name the tenant).
+fn record_key(span: &Span, key: &CacheKey) {
+    if !span.is_disabled() {
+        span.record("key", field::display(KeyHash(key)));
+    }
 }
 
 /// The tag every entry carries for its URI, so that all variants of a URI

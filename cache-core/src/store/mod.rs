@@ -90,6 +90,14 @@ pub trait Store: Send + Sync + 'static {
         let _ = (key, token);
         std::future::ready(Ok(()))
     }
+
+    /// Records the store's gauges through the [`metrics`]
+    /// facade, such as the bytes and entries it holds or the state of its
+    /// circuit breaker (see [`crate::metrics`]). Called by
+    /// [`Cache::record_metrics`](crate::Cache::record_metrics), typically
+    /// before each scrape; must not wait. The default records nothing: a
+    /// store that wraps others forwards it to them.
+    fn record_metrics(&self) {}
 }
 
 /// The answer to [`Store::try_lease`].
@@ -132,6 +140,7 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn invalidate_prefix<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn try_lease<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<Lease, StoreError>>;
     fn release_lease<'a>(&'a self, key: &'a str, token: &'a LeaseToken) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn record_metrics(&self);
 }
 
 impl<S: Store> DynStore for S {
@@ -158,6 +167,9 @@ impl<S: Store> DynStore for S {
     }
     fn release_lease<'a>(&'a self, key: &'a str, token: &'a LeaseToken) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(Store::release_lease(self, key, token))
+    }
+    fn record_metrics(&self) {
+        Store::record_metrics(self);
     }
 }
 

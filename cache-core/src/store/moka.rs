@@ -12,7 +12,12 @@ use std::{
 
 use moka::{notification::RemovalCause, sync::Cache};
 
-use crate::{CachedEntry, error::StoreError, store::Store};
+use crate::{
+    CachedEntry,
+    error::StoreError,
+    metrics::{self, Op, StoreLabel},
+    store::Store,
+};
 
 /// Capacity of [`MokaStore::default`]: 64 MiB.
 pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
@@ -25,6 +30,15 @@ pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// indexed in memory, so invalidating a tag costs O(entries with that tag).
 /// Cheap to clone: clones share the same entries. Reads answer at once
 /// ([`Store::get_now`]), so a hit never waits.
+///
+/// # Metrics
+///
+/// Each operation's time goes to `http_cache_store_operation_seconds`
+/// with `store="moka"`; the bytes and entries held to the gauges
+/// `http_cache_store_bytes` and `http_cache_store_entries`, sampled after
+/// each write or removal (moka updates its counts in batches, so they may
+/// lag) and, exactly, by [`Store::record_metrics`]. See
+/// [`crate::metrics`].
 ///
 /// # Example
 ///
@@ -183,6 +197,11 @@ impl MokaStore {
     pub fn run_pending_tasks(&self) {
         self.cache.run_pending_tasks();
     }
+
+    /// Samples the size gauges: two atomic loads, as moka last counted.
+    fn sample_size(&self) {
+        metrics::moka_size(self.cache.weighted_size(), self.cache.entry_count());
+    }
 }
 
 /// Builds a [`MokaStore`].
@@ -233,27 +252,64 @@ impl Store for MokaStore {
     }
 
     fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
-        self.cache.get(key).map(|s| s.entry)
+        let started = Instant::now();
+        let entry = self.cache.get(key).map(|s| s.entry);
+        metrics::operation(StoreLabel::Moka, Op::Get, started);
+        entry
     }
 
     async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
-        let _write = self.stripes.lock(key);
-        let stored = Stored {
-            entry,
-            ttl,
-            stored_at: Instant::now(),
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-        };
-        self.tags.add(key, &stored);
-        self.cache.insert(key.to_owned(), stored);
+        let started = Instant::now();
+        {
+            let _write = self.stripes.lock(key);
+            let stored = Stored {
+                entry,
+                ttl,
+                stored_at: Instant::now(),
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            };
+            self.tags.add(key, &stored);
+            self.cache.insert(key.to_owned(), stored);
+        }
+        metrics::operation(StoreLabel::Moka, Op::Put, started);
+        self.sample_size();
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.cache.remove(key).is_some())
+        let started = Instant::now();
+        let dropped = self.cache.remove(key).is_some();
+        metrics::operation(StoreLabel::Moka, Op::Delete, started);
+        self.sample_size();
+        Ok(dropped)
     }
 
     async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let dropped = self.drop_tagged(tags);
+        metrics::operation(StoreLabel::Moka, Op::InvalidateTags, started);
+        self.sample_size();
+        Ok(dropped)
+    }
+
+    async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let dropped = self.drop_prefixed(prefix);
+        metrics::operation(StoreLabel::Moka, Op::InvalidatePrefix, started);
+        self.sample_size();
+        Ok(dropped)
+    }
+
+    /// Sets the size gauges after running moka's pending maintenance, so
+    /// that they count every write and removal made so far.
+    fn record_metrics(&self) {
+        self.cache.run_pending_tasks();
+        self.sample_size();
+    }
+}
+
+impl MokaStore {
+    fn drop_tagged(&self, tags: &[String]) -> u64 {
         let mut dropped = 0;
         for tag in tags {
             for key in self.tags.take(tag).into_keys() {
@@ -265,10 +321,10 @@ impl Store for MokaStore {
                 }
             }
         }
-        Ok(dropped)
+        dropped
     }
 
-    async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+    fn drop_prefixed(&self, prefix: &str) -> u64 {
         let keys: Vec<Arc<String>> = self
             .cache
             .iter()
@@ -279,7 +335,7 @@ impl Store for MokaStore {
         for key in keys {
             dropped += u64::from(self.cache.remove(key.as_str()).is_some());
         }
-        Ok(dropped)
+        dropped
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::task::AbortHandle;
 use crate::{
     CachedEntry,
     error::StoreError,
+    metrics::{self, Op, StoreLabel},
     store::{Lease, LeaseToken, MokaStore, RedisStore, Store},
 };
 
@@ -39,6 +40,10 @@ use crate::{
 ///
 /// Cheap to clone: clones share both levels and the subscription, which
 /// ends when the last clone is dropped.
+///
+/// Each operation's time goes to `http_cache_store_operation_seconds` with
+/// `store="tiered"`, and that of the operations on its levels with
+/// `store="moka"` and `store="redis"` (see [`crate::metrics`]).
 ///
 /// # Example
 ///
@@ -334,6 +339,54 @@ impl<'a> Message<'a> {
 
 impl Store for TieredStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
+        metrics::timed(StoreLabel::Tiered, Op::Get, self.read(key)).await
+    }
+
+    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
+        let started = std::time::Instant::now();
+        let entry = self.inner.l1.get_now(key);
+        metrics::operation(StoreLabel::Tiered, Op::Get, started);
+        entry
+    }
+
+    async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
+        metrics::timed(StoreLabel::Tiered, Op::Put, self.write(key, entry, ttl)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let delete = self.invalidate(Message::Key(key), self.inner.l2.delete(key));
+        metrics::timed(StoreLabel::Tiered, Op::Delete, delete).await
+    }
+
+    async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
+        let message = Message::Tags(tags.iter().map(String::as_str).collect());
+        let invalidate = self.invalidate(message, self.inner.l2.invalidate_tags(tags));
+        metrics::timed(StoreLabel::Tiered, Op::InvalidateTags, invalidate).await
+    }
+
+    async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let invalidate = self.invalidate(Message::Prefix(prefix), self.inner.l2.invalidate_prefix(prefix));
+        metrics::timed(StoreLabel::Tiered, Op::InvalidatePrefix, invalidate).await
+    }
+
+    async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Lease, StoreError> {
+        metrics::timed(StoreLabel::Tiered, Op::Lease, self.inner.l2.try_lease(key, ttl)).await
+    }
+
+    async fn release_lease(&self, key: &str, token: &LeaseToken) -> Result<(), StoreError> {
+        metrics::timed(StoreLabel::Tiered, Op::ReleaseLease, self.inner.l2.release_lease(key, token)).await
+    }
+
+    /// The gauges of both levels: L1's size, L2's circuit breaker.
+    fn record_metrics(&self) {
+        self.inner.l1.record_metrics();
+        self.inner.l2.record_metrics();
+    }
+}
+
+impl TieredStore {
+    /// L1, then L2 (promoting what it finds into L1).
+    async fn read(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
         if let Some(entry) = self.inner.l1.get_now(key) {
             return Ok(Some(entry));
         }
@@ -351,11 +404,8 @@ impl Store for TieredStore {
         Ok(Some(entry))
     }
 
-    fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
-        self.inner.l1.get_now(key)
-    }
-
-    async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
+    /// L2, then L1.
+    async fn write(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
         let epoch = self.inner.epoch.load(Ordering::Acquire);
         let stored = self.inner.l2.put(key, Arc::clone(&entry), ttl).await;
         if self.inner.epoch.load(Ordering::Acquire) == epoch {
@@ -365,28 +415,6 @@ impl Store for TieredStore {
             }
         }
         stored
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.invalidate(Message::Key(key), self.inner.l2.delete(key)).await
-    }
-
-    async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
-        let message = Message::Tags(tags.iter().map(String::as_str).collect());
-        self.invalidate(message, self.inner.l2.invalidate_tags(tags)).await
-    }
-
-    async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        self.invalidate(Message::Prefix(prefix), self.inner.l2.invalidate_prefix(prefix))
-            .await
-    }
-
-    fn try_lease(&self, key: &str, ttl: Duration) -> impl Future<Output = Result<Lease, StoreError>> + Send {
-        self.inner.l2.try_lease(key, ttl)
-    }
-
-    fn release_lease(&self, key: &str, token: &LeaseToken) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.l2.release_lease(key, token)
     }
 }
 

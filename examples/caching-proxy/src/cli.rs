@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use cache_core::Ttl;
 use cache_core::purge::PurgeAuth;
@@ -34,6 +35,11 @@ pub struct Args {
     /// through uncached.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BODY_SIZE)]
     pub max_body_size: usize,
+    /// A TTL table in TOML: policies (TTL, key, tags, invalidation) by path
+    /// pattern; paths it does not match keep RFC 9111 semantics. A mistake
+    /// in it stops the start.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Answer `PURGE <url>` and `POST /purge` for requests with
     /// `Authorization: Bearer TOKEN`, instead of forwarding them. Read from
     /// `CACHING_PROXY_PURGE_TOKEN` when not given (which, unlike an
@@ -51,6 +57,7 @@ impl Args {
             cache_capacity_bytes: self.cache_capacity,
             cache_name: self.cache_name.clone(),
             max_body_size: self.max_body_size,
+            cache_table: self.config.clone(),
             purge_token: self.purge_token.clone(),
         }
     }

@@ -1,6 +1,6 @@
 //! [`Config`] and [`Upstream`]: what a proxy is built from.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use cache_core::purge::PurgeAuth;
 
@@ -41,6 +41,10 @@ pub struct Config {
     /// through uncached, and is never buffered past this size. Default:
     /// [`DEFAULT_MAX_BODY_SIZE`].
     pub max_body_size: usize,
+    /// A TTL table in TOML (`--config FILE`, see
+    /// [`cache_core::config`]): the policies of the paths its routes match;
+    /// other paths keep the proxy's own RFC 9111 policy. Default: `None`.
+    pub cache_table: Option<PathBuf>,
     /// The token of the purge API (`PURGE <url>`, `POST /purge`); without
     /// one, those requests are forwarded like any other. Default: `None`.
     pub purge_token: Option<PurgeAuth>,
@@ -55,6 +59,7 @@ impl Config {
             cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
             cache_name: DEFAULT_CACHE_NAME.to_owned(),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            cache_table: None,
             purge_token: None,
         }
     }

@@ -30,4 +30,14 @@ pub enum ProxyError {
     /// that is not a token).
     #[error(transparent)]
     Cache(#[from] ConfigError),
+    /// The TTL table (`--config`) could not be loaded: the message names
+    /// the file, the route and the field.
+    #[error("could not load the TTL table: {0}")]
+    CacheTable(cache_core::config::ConfigFileError),
+}
+
+impl From<cache_core::config::ConfigFileError> for ProxyError {
+    fn from(e: cache_core::config::ConfigFileError) -> Self {
+        Self::CacheTable(e)
+    }
 }

@@ -82,6 +82,13 @@
 //! without the token. Without `--purge-token`, both are forwarded upstream
 //! like any other request.
 //!
+//! # Metrics
+//!
+//! The binary answers `GET /metrics` itself with the cache's metrics in
+//! the Prometheus text format (requests by outcome, store latency and size,
+//! invalidations: see [`metrics`]), instead of forwarding it upstream; in
+//! code, [`Proxy::with_metrics`] turns it on.
+//!
 //! # Example
 //!
 //! The proxy in-process, as the tests run it:
@@ -110,13 +117,16 @@ mod config;
 mod error;
 mod forward;
 mod headers;
+pub mod metrics;
 mod server;
 
 use cache_core::purge::{PURGE_PATH, Purger};
-use cache_core::{Cache, CacheMode, CachePolicy, ConfigError, MokaStore};
+use cache_core::{Cache, CacheMode, CachePolicy, ConfigError, MokaStore, Policies};
 use cache_tower::purge::{PurgeLayer, PurgeService};
 use cache_tower::{CacheLayer, CacheService};
 use tower::Layer;
+
+use crate::metrics::{Endpoint, MetricsService};
 
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_CACHE_NAME, DEFAULT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_TIMEOUT, Upstream};
 pub use error::ProxyError;
@@ -124,11 +134,12 @@ pub use forward::{ClientAddr, Forward, ProxyBody};
 pub use headers::{VIA_PSEUDONYM, X_FORWARDED_FOR};
 pub use server::{serve, serve_with_shutdown};
 
-/// The whole proxy as a tower service: the purge API (inert without a
-/// token) in front of the cache, in front of [`Forward`].
+/// The whole proxy as a tower service: the metrics endpoint (inert unless
+/// [`Proxy::with_metrics`]) in front of the purge API (inert without a
+/// token), in front of the cache, in front of [`Forward`].
 ///
 /// It takes any request body of [`Bytes`](bytes::Bytes) and never fails.
-pub type ProxyService = PurgeService<CacheService<Forward>>;
+pub type ProxyService = MetricsService<PurgeService<CacheService<Forward>>>;
 
 /// A configured proxy: its service and the cache it serves from. Cheap to
 /// clone; clones share the cache and the upstream connection pool.
@@ -144,8 +155,9 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// A zero upstream timeout, or a cache name that `Cache-Status` cannot
-    /// carry (it must be a token starting with a letter).
+    /// A zero upstream timeout, a cache name that `Cache-Status` cannot
+    /// carry (it must be a token starting with a letter), or a TTL table
+    /// that cannot be loaded.
     pub fn new(config: &Config) -> Result<Self, ProxyError> {
         if config.upstream_timeout.is_zero() {
             return Err(ProxyError::ZeroUpstreamTimeout);
@@ -161,16 +173,31 @@ impl Proxy {
     ///
     /// # Errors
     ///
-    /// A zero upstream timeout.
+    /// A zero upstream timeout, or a TTL table that cannot be loaded.
     pub fn with_cache(config: &Config, cache: Cache) -> Result<Self, ProxyError> {
         if config.upstream_timeout.is_zero() {
             return Err(ProxyError::ZeroUpstreamTimeout);
         }
         let policy = policy(config)?;
+        let policies = match &config.cache_table {
+            Some(path) => Policies::from_toml_file(path)?.fallback(policy.clone()),
+            None => Policies::new(policy.clone()),
+        };
         let purger = config.purge_token.clone().map(|token| Purger::new(&cache, token));
-        let purge = PurgeLayer::new(purger, policy.clone()).endpoint(PURGE_PATH);
-        let service = purge.layer(CacheLayer::new(&cache, policy).layer(Forward::new(config)));
+        let purge = PurgeLayer::new(purger, policy).endpoint(PURGE_PATH);
+        let service = purge.layer(CacheLayer::new(&cache, policies).layer(Forward::new(config)));
+        let service = MetricsService::new(service);
         Ok(Proxy { service, cache })
+    }
+
+    /// Answers `GET /metrics` with the metrics `handle` renders (usually
+    /// [`metrics::prometheus`]), after sampling the cache's gauges, instead
+    /// of forwarding it upstream. See [`metrics`].
+    #[must_use]
+    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        let cache = self.cache.clone();
+        self.service.enable(Endpoint { handle, cache });
+        self
     }
 
     /// The proxy as a tower service. Requests whose [`ClientAddr`]

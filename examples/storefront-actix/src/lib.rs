@@ -12,6 +12,7 @@
 //! | `GET /api/v1/products/{id}`    | [`catalog::Product`] or `404` | 1h, by tenant and path              |
 //! | `PUT /api/v1/products/{id}`    | the updated product           | invalidates the product and lists   |
 //! | `GET /api/v1/categories`       | `Vec<`[`catalog::Category`]`>` | 2h, by tenant                      |
+//! | `GET /metrics`                 | Prometheus text ([`metrics`]) | none                                |
 //!
 //! The policies are [`storefront::policies`]; only the mounting is actix's:
 //!
@@ -49,6 +50,7 @@
 
 mod error;
 mod handlers;
+pub mod metrics;
 mod routes;
 mod tenant;
 
@@ -57,12 +59,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use actix_web::App;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use cache_actix::Cache;
 use cache_actix::purge::{PURGE_PATH, PurgeAuth, PurgeMiddleware, Purger, purge_resource};
+use cache_actix::{Cache, Policies};
 use catalog::Catalog;
 
 pub use error::ApiError;
-pub use routes::configure;
+pub use routes::{configure, configure_with_table};
 pub use storefront::{Config, StorefrontError};
 
 /// The address the binary listens on by default: next to the axum
@@ -94,7 +96,8 @@ pub fn build(config: &Config) -> Result<(Catalog, Cache), StorefrontError> {
 }
 
 /// An `App` serving the storefront over `catalog`, caching in `cache`: the
-/// factory to call in `HttpServer::new(move || ...)`. See [`configure`].
+/// factory to call in `HttpServer::new(move || ...)`. See [`configure`];
+/// `GET /metrics` serves the cache's metrics ([`metrics`]).
 pub fn app(
     catalog: Catalog,
     cache: &Cache,
@@ -107,15 +110,20 @@ pub fn app(
         InitError = (),
     > + use<>,
 > {
-    App::new().configure(|config| configure(config, catalog, cache))
+    App::new().configure(|config| {
+        configure(config, catalog, cache);
+        config.service(metrics::resource(cache));
+    })
 }
 
 /// [`app`] with the purge API when there is a `purge_token` (see
-/// [`storefront::purge`]): `POST /purge` and `PURGE <url>`.
+/// [`storefront::purge`]): `POST /purge` and `PURGE <url>`, and the
+/// policies of `cache_table` (`--config cache.toml`) when there is one.
 pub fn app_with_purge(
     catalog: Catalog,
     cache: &Cache,
     purge_token: Option<&PurgeAuth>,
+    cache_table: Option<&Policies>,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -132,6 +140,7 @@ pub fn app_with_purge(
             if let Some(purger) = purger {
                 config.service(purge_resource(PURGE_PATH, purger));
             }
-            configure(config, catalog, cache);
+            configure_with_table(config, catalog, cache, cache_table);
+            config.service(metrics::resource(cache));
         })
 }

@@ -36,8 +36,10 @@ async fn main() -> ExitCode {
 /// requests in flight first (for up to 30 s), Ctrl-C (SIGINT) stops at once.
 async fn run(config: &Config) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let (catalog, cache) = build(config)?;
+    let cache_table = storefront::cache_table(config)?;
     let (app_catalog, purge_token) = (catalog.clone(), config.purge_token.clone());
-    let server = HttpServer::new(move || app_with_purge(app_catalog.clone(), &cache, purge_token.as_ref())).bind(config.listen)?;
+    let server = HttpServer::new(move || app_with_purge(app_catalog.clone(), &cache, purge_token.as_ref(), cache_table.as_ref()))
+        .bind(config.listen)?;
     let addr = server.addrs().first().copied().unwrap_or(config.listen);
     print_welcome(addr);
     tracing::info!(%addr, db = ?config.db, db_latency = ?config.db_latency, products_per_tenant = config.products_per_tenant, "storefront-actix listening");

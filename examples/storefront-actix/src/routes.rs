@@ -36,12 +36,25 @@ const API: &str = "/api/v1";
 /// extractor configs that answer rejections as JSON errors with the axum
 /// storefront's statuses, and a default service answering `404` as JSON.
 pub fn configure(config: &mut web::ServiceConfig, catalog: Catalog, cache: &Cache) {
-    let lists = CacheMiddleware::new(cache, Policies::new(None))
-        .route(PRODUCTS, policies::product_list())
-        .route(CATEGORIES, policies::categories());
+    configure_with_table(config, catalog, cache, None);
+}
+
+/// [`configure`], with the policies of a TTL table (`--config cache.toml`)
+/// when there is one: then the scope's middleware holds the whole table,
+/// and the product resource has none of its own.
+pub fn configure_with_table(config: &mut web::ServiceConfig, catalog: Catalog, cache: &Cache, cache_table: Option<&Policies>) {
+    let (lists, product_policy) = match cache_table {
+        Some(table) => (CacheMiddleware::new(cache, table.clone()), Policies::new(None)),
+        None => (
+            CacheMiddleware::new(cache, Policies::new(None))
+                .route(PRODUCTS, policies::product_list())
+                .route(CATEGORIES, policies::categories()),
+            policies::product().into(),
+        ),
+    };
     let product = web::resource(in_api(PRODUCT))
         .app_data(error::product_path_config())
-        .wrap(CacheMiddleware::new(cache, policies::product()))
+        .wrap(CacheMiddleware::new(cache, product_policy))
         .route(get().to(handlers::product))
         .route(web::put().to(handlers::update_product))
         .default_service(web::to(method_not_allowed));

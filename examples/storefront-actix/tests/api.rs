@@ -1,5 +1,8 @@
 //! The actix-web storefront through a real TCP socket: caching,
 //! invalidation, tenants, errors.
+//!
+//! `api_with_table.rs` runs these tests again with the policies of
+//! `examples/storefront/cache.toml` instead of the in-code ones.
 
 mod common;
 
@@ -8,6 +11,11 @@ use std::ops::Deref;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use storefront_actix::Config;
+
+/// The TTL table the storefront runs with, if any: none, the in-code
+/// policies (`api_with_table.rs` includes this file with its own).
+#[allow(dead_code)]
+const CACHE_TABLE: Option<&str> = None;
 
 /// A running storefront with a client for it.
 struct Server {
@@ -26,6 +34,7 @@ impl Server {
     fn start() -> Server {
         let config = Config {
             products_per_tenant: 200,
+            cache_table: crate::CACHE_TABLE.map(std::path::PathBuf::from),
             ..Config::default()
         };
         Server {

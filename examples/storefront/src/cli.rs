@@ -26,6 +26,10 @@ pub struct Options {
     /// memory, of this process alone.
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
+    /// A TTL table in TOML (see examples/storefront/cache.toml) replacing
+    /// the in-code cache policies. A mistake in it stops the start.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Capacity of the in-process response cache (alone, or the L1 in front
     /// of Redis) in bytes [default: 256 MiB].
     #[arg(long)]
@@ -64,6 +68,7 @@ impl Options {
             db_latency: self.db_latency.as_duration(),
             products_per_tenant: self.products_per_tenant.unwrap_or(defaults.products_per_tenant),
             db: self.db.clone(),
+            cache_table: self.config.clone(),
             cache_capacity_bytes: self.cache_capacity.unwrap_or(defaults.cache_capacity_bytes),
             store: self.store(),
             purge_token: self.purge_token.clone(),

@@ -29,6 +29,11 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Where the response cache keeps its entries. Default: moka, in process.
     pub store: StoreConfig,
+    /// A TTL table in TOML (`examples/storefront/cache.toml`) whose policies
+    /// replace the in-code ones of [`policies`](crate::policies), applied by
+    /// one cache layer over every route. Default: `None`, the in-code
+    /// policies.
+    pub cache_table: Option<PathBuf>,
     /// The token of the purge API (`POST /purge`, `PURGE <url>`); without
     /// one there is no purge API. Default: `None`.
     pub purge_token: Option<PurgeAuth>,
@@ -46,6 +51,7 @@ impl Default for Config {
             db: None,
             cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
             store: StoreConfig::Moka,
+            cache_table: None,
             purge_token: None,
         }
     }

@@ -19,6 +19,16 @@ pub enum StorefrontError {
     /// tokio runtime to connect to Redis from).
     #[error("could not set up the cache store")]
     Store(#[from] cache_axum::StoreError),
+    /// The TTL table (`--config`) could not be loaded: the message names
+    /// the file, the route and the field.
+    #[error("could not load the TTL table: {0}")]
+    CacheTable(cache_axum::config::ConfigFileError),
+}
+
+impl From<cache_axum::config::ConfigFileError> for StorefrontError {
+    fn from(e: cache_axum::config::ConfigFileError) -> Self {
+        Self::CacheTable(e)
+    }
 }
 
 /// An error answered to a client as `{"error": message}` with its status.

@@ -11,6 +11,7 @@
 //! | `GET /api/v1/products/{id}`    | [`catalog::Product`] or `404` | 1h, by tenant and path              |
 //! | `PUT /api/v1/products/{id}`    | the updated product           | invalidates the product and lists   |
 //! | `GET /api/v1/categories`       | `Vec<`[`catalog::Category`]`>` | 2h, by tenant                      |
+//! | `GET /metrics`                 | Prometheus text ([`metrics`]) | none                                |
 //!
 //! Every `/api/` request names its tenant in `X-Tenant-ID`; without a known
 //! one it gets `400`. Errors are JSON: `{"error": "..."}`. See
@@ -57,6 +58,7 @@ pub mod cli;
 mod config;
 mod error;
 mod handlers;
+pub mod metrics;
 mod middleware;
 pub mod policies;
 pub mod purge;
@@ -67,7 +69,7 @@ pub mod warm;
 
 use std::future::Future;
 
-use cache_axum::Cache;
+use cache_axum::{Cache, Policies};
 use catalog::Catalog;
 
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES};
@@ -95,13 +97,18 @@ pub struct App {
 
 /// Builds the catalog, the cache and the router, without binding a socket.
 ///
+/// The router serves `GET /metrics` from the process's Prometheus recorder,
+/// which the first call installs ([`metrics::prometheus`]).
+///
 /// # Errors
 ///
 /// The catalog could not be opened, or the cache not configured.
 pub fn app(config: &Config) -> Result<App, StorefrontError> {
     let (catalog, cache) = build(config)?;
-    let router = app_with_cache(catalog.clone(), cache.clone());
+    let table = cache_table(config)?;
+    let router = routes::router(catalog.clone(), &cache, table);
     let router = purge::mount(router, &cache, config.purge_token.as_ref());
+    let router = metrics::mount(router, &cache);
     Ok(App { router, cache, catalog })
 }
 
@@ -126,6 +133,19 @@ pub fn build(config: &Config) -> Result<(Catalog, Cache), StorefrontError> {
     Ok((catalog, cache))
 }
 
+/// The TTL table of `config.cache_table`, when there is one.
+///
+/// # Errors
+///
+/// The file cannot be read or holds a mistake; the error names the file,
+/// the route and the field.
+pub fn cache_table(config: &Config) -> Result<Option<Policies>, StorefrontError> {
+    match &config.cache_table {
+        Some(path) => Ok(Some(Policies::from_toml_file(path)?)),
+        None => Ok(None),
+    }
+}
+
 /// The response cache an app serves from, named [`CACHE_NAME`], on `store`.
 ///
 /// # Errors
@@ -138,7 +158,7 @@ pub fn cache_on(store: CacheStore) -> Result<Cache, StorefrontError> {
 /// The router over `catalog`, caching in `cache`: for tests that bring
 /// their own cache (a manual clock, a failing store).
 pub fn app_with_cache(catalog: Catalog, cache: Cache) -> axum::Router {
-    routes::router(catalog, &cache)
+    routes::router(catalog, &cache, None)
 }
 
 /// Serves `router` on `listener` until the listener fails.

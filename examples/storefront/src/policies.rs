@@ -20,10 +20,14 @@
 //! no-cache` for lists: lists change with any product, so clients
 //! revalidate them, which the cache answers with a cheap `304`. The cache
 //! adds `Vary: x-tenant-id` to every response of these routes.
+//!
+//! Each policy is labelled with its route pattern, the `route` label of
+//! the cache's request metrics (`GET /metrics`).
 
 use cache_axum::{CachePolicy, CachePolicyBuilder};
 use cache_core::DataPolicy;
 
+use crate::routes::{CATEGORIES, PRODUCT, PRODUCTS};
 use crate::tenant::TENANT_HEADER;
 
 /// The query parameters that select a product list; others are ignored.
@@ -32,6 +36,7 @@ pub const LIST_QUERY_PARAMS: [&str; 5] = ["category", "page", "limit", "search",
 /// `GET /api/v1/products`.
 pub fn product_list() -> CachePolicy {
     tenant_scoped("5m")
+        .label(PRODUCTS)
         .query_allow(LIST_QUERY_PARAMS)
         .tag("products:{tenant}")
         .downstream_cache_control("public, no-cache")
@@ -42,6 +47,7 @@ pub fn product_list() -> CachePolicy {
 /// `GET /api/v1/products/{id}`. Unknown ids (`404`) are kept a minute only.
 pub fn product() -> CachePolicy {
     tenant_scoped("1h")
+        .label(PRODUCT)
         .ignore_query()
         .status_ttl(axum::http::StatusCode::NOT_FOUND, "1m")
         .tag("product:{tenant}:{id}")
@@ -53,6 +59,7 @@ pub fn product() -> CachePolicy {
 /// `GET /api/v1/categories`.
 pub fn categories() -> CachePolicy {
     tenant_scoped("2h")
+        .label(CATEGORIES)
         .ignore_query()
         .tag("categories:{tenant}")
         .downstream_cache_control("public, no-cache")
@@ -89,5 +96,9 @@ mod tests {
         assert_eq!(categories().ttl().as_secs(), 7200);
         assert_eq!(categories_data("acme").ttl().as_secs(), 7200);
         assert_eq!(categories_data("acme").tags(), ["categories:acme"]);
+        assert_eq!(
+            [product_list().label(), product().label(), categories().label()],
+            [PRODUCTS, PRODUCT, CATEGORIES]
+        );
     }
 }

@@ -22,13 +22,20 @@ pub const CATEGORIES: &str = "/api/v1/categories";
 /// so its `PUT` passes that layer too; the router-wide layer holds the
 /// policies of the other routes by pattern and lets every other request
 /// (this one included) through untouched, because its default is none.
-pub(crate) fn router(catalog: Catalog, cache: &Cache) -> Router {
-    let product = get(handlers::product)
-        .put(handlers::update_product)
-        .layer(CacheLayer::new(cache, policies::product()));
-    let table = CacheLayer::new(cache, Policies::new(None))
-        .route(PRODUCTS, policies::product_list())
-        .route(CATEGORIES, policies::categories());
+///
+/// With a TTL table (`--config cache.toml`), one layer holding the table
+/// replaces both: it selects each route's policy by the matched pattern.
+pub(crate) fn router(catalog: Catalog, cache: &Cache, cache_table: Option<Policies>) -> Router {
+    let product = get(handlers::product).put(handlers::update_product);
+    let (product, table) = match cache_table {
+        Some(cache_table) => (product, CacheLayer::new(cache, cache_table)),
+        None => (
+            product.layer(CacheLayer::new(cache, policies::product())),
+            CacheLayer::new(cache, Policies::new(None))
+                .route(PRODUCTS, policies::product_list())
+                .route(CATEGORIES, policies::categories()),
+        ),
+    };
     Router::new()
         .route("/", get(index))
         .route(PRODUCTS, get(handlers::list_products))

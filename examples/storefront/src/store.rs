@@ -220,6 +220,14 @@ impl Store for CacheStore {
             CacheStore::Tiered(store) => store.release_lease(key, token).await,
         }
     }
+
+    fn record_metrics(&self) {
+        match self {
+            CacheStore::Moka(store) => store.record_metrics(),
+            CacheStore::Redis(store) => store.record_metrics(),
+            CacheStore::Tiered(store) => store.record_metrics(),
+        }
+    }
 }
 
 #[cfg(test)]

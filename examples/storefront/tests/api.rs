@@ -1,9 +1,17 @@
 //! The storefront through a real TCP socket: caching, invalidation, tenants.
+//!
+//! `api_with_table.rs` runs these tests again with the policies of
+//! `cache.toml` instead of the in-code ones.
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use storefront::{App, Config};
 use tokio::net::TcpListener;
+
+/// The TTL table the storefront runs with, if any: none, the in-code
+/// policies (`api_with_table.rs` includes this file with its own).
+#[allow(dead_code)]
+const CACHE_TABLE: Option<&str> = None;
 
 /// A storefront serving on a free port, with a client for it.
 struct Server {
@@ -17,6 +25,7 @@ impl Server {
     async fn start() -> Server {
         let config = Config {
             products_per_tenant: 200,
+            cache_table: crate::CACHE_TABLE.map(std::path::PathBuf::from),
             ..Config::default()
         };
         let App { router, catalog, cache } = storefront::app(&config).expect("the app builds");

@@ -10,12 +10,19 @@ use std::{
 
 use tokio::time::Instant;
 
+use crate::metrics;
+
 /// Consecutive failures that open the breaker by default.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
 /// How long an open breaker skips Redis before probing it, by default.
 pub const DEFAULT_COOL_DOWN: Duration = Duration::from_secs(2);
 
 /// Where a circuit breaker stands.
+///
+/// Reported as the gauge `http_cache_breaker_state{store="redis"}` (0
+/// closed, 1 half-open, 2 open), and each move to a state counted in
+/// `http_cache_breaker_transitions_total{store="redis",state}` (see
+/// [`crate::metrics`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BreakerState {
@@ -41,6 +48,17 @@ pub struct BreakerStats {
     pub failures: u64,
 }
 
+impl BreakerState {
+    /// The gauge value and the `state` label.
+    fn metric(self) -> (u8, &'static str) {
+        match self {
+            BreakerState::Closed => (0, "closed"),
+            BreakerState::HalfOpen => (1, "half_open"),
+            BreakerState::Open => (2, "open"),
+        }
+    }
+}
+
 enum State {
     Closed { failures: u32 },
     Open { until: Instant },
@@ -60,6 +78,7 @@ pub(crate) struct Breaker {
 
 impl Breaker {
     pub(crate) fn new(threshold: u32, cool_down: Duration, server: std::sync::Arc<str>) -> Self {
+        metrics::breaker_state(BreakerState::Closed.metric().0);
         Breaker {
             state: Mutex::new(State::Closed { failures: 0 }),
             threshold: threshold.max(1),
@@ -86,6 +105,7 @@ impl Breaker {
                 if Instant::now() >= *until {
                     tracing::info!(server = %self.server, "redis circuit breaker half-open: probing");
                     *state = State::HalfOpen { probing: true };
+                    moved(BreakerState::HalfOpen);
                     true
                 } else {
                     false
@@ -106,6 +126,7 @@ impl Breaker {
             State::HalfOpen { .. } | State::Open { .. } => {
                 *state = State::Closed { failures: 0 };
                 self.closed.fetch_add(1, Ordering::Relaxed);
+                moved(BreakerState::Closed);
                 tracing::info!(server = %self.server, "redis circuit breaker closed: redis answers again");
             }
         }
@@ -127,6 +148,7 @@ impl Breaker {
                 until: Instant::now() + self.cool_down,
             };
             self.opened.fetch_add(1, Ordering::Relaxed);
+            moved(BreakerState::Open);
             tracing::warn!(
                 server = %self.server,
                 cool_down_ms = self.cool_down.as_millis() as u64,
@@ -143,6 +165,11 @@ impl Breaker {
         }
     }
 
+    /// Sets the state gauge.
+    pub(crate) fn record_metrics(&self) {
+        metrics::breaker_state(self.state().metric().0);
+    }
+
     pub(crate) fn stats(&self) -> BreakerStats {
         BreakerStats {
             opened: self.opened.load(Ordering::Relaxed),
@@ -151,6 +178,12 @@ impl Breaker {
             failures: self.failures.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Counts a move to `state` and sets the gauge.
+fn moved(state: BreakerState) {
+    let (value, label) = state.metric();
+    metrics::breaker_transition(label, value);
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
 use crate::{
     CachedEntry, codec,
     error::StoreError,
+    metrics::{self, Op, StoreLabel},
     store::{Lease, LeaseToken, Store},
 };
 
@@ -222,8 +223,21 @@ impl RedisStore {
         self.inner.response_timeout
     }
 
-    /// Runs `op` on the connection, through the circuit breaker.
-    async fn call<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    /// Runs `op` on the connection, through the circuit breaker; records
+    /// its time and counts its failure (see [`crate::metrics`]).
+    async fn call<T, F, Fut>(&self, operation: Op, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        let result = self.call_unrecorded(operation, op).await;
+        if let Err(err) = &result {
+            metrics::store_error(StoreLabel::Redis, operation, err);
+        }
+        result
+    }
+
+    async fn call_unrecorded<T, F, Fut>(&self, operation: Op, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -234,11 +248,13 @@ impl RedisStore {
         }
         // Bounds the whole operation, including any wait for a reconnection.
         let budget = self.inner.response_timeout.saturating_mul(round_trips(operation));
-        let result = match tokio::time::timeout(budget, op(conn)).await {
+        let result = match metrics::timed(StoreLabel::Redis, operation, tokio::time::timeout(budget, op(conn))).await {
             Ok(result) => result,
             Err(_) => {
                 self.inner.breaker.failure();
-                return Err(StoreError::Timeout { operation });
+                return Err(StoreError::Timeout {
+                    operation: operation.as_str(),
+                });
             }
         };
         match result {
@@ -254,7 +270,9 @@ impl RedisStore {
                     self.inner.breaker.success();
                 }
                 if err.is_timeout() {
-                    Err(StoreError::Timeout { operation })
+                    Err(StoreError::Timeout {
+                        operation: operation.as_str(),
+                    })
                 } else {
                     Err(StoreError::backend(err))
                 }
@@ -266,7 +284,7 @@ impl RedisStore {
     pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Arc<CachedEntry>, Duration)>, StoreError> {
         let entry_key = self.inner.layout.entry(key);
         let found = self
-            .call("get", |mut conn| async move {
+            .call(Op::Get, |mut conn| async move {
                 let reply: Result<(Option<Vec<u8>>, i64), RedisError> =
                     redis::pipe().get(&entry_key).pttl(&entry_key).query_async(&mut conn).await;
                 match reply {
@@ -283,7 +301,7 @@ impl RedisStore {
 
     pub(crate) async fn publish(&self, payload: Vec<u8>) -> Result<(), StoreError> {
         let channel = self.inner.layout.channel();
-        self.call("publish", |mut conn| async move {
+        self.call(Op::Publish, |mut conn| async move {
             redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async::<i64>(&mut conn).await
         })
         .await
@@ -310,10 +328,10 @@ fn decode(key: &str, bytes: Vec<u8>) -> Option<Arc<CachedEntry>> {
 
 /// How many response timeouts an operation may take in all: its round
 /// trips, and for invalidations, room for many.
-fn round_trips(operation: &str) -> u32 {
+fn round_trips(operation: Op) -> u32 {
     match operation {
-        "put" => 2,
-        "invalidate_tags" | "invalidate_prefix" => 30,
+        Op::Put => 2,
+        Op::InvalidateTags | Op::InvalidatePrefix => 30,
         _ => 1,
     }
 }
@@ -343,7 +361,7 @@ impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
         let entry_key = self.inner.layout.entry(key);
         let bytes = self
-            .call("get", |mut conn| async move {
+            .call(Op::Get, |mut conn| async move {
                 match redis::cmd("GET").arg(&entry_key).query_async::<Option<Vec<u8>>>(&mut conn).await {
                     Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
                     other => other,
@@ -358,7 +376,7 @@ impl Store for RedisStore {
         let scripts = &self.inner.scripts;
         let ttl = ttl_ms(ttl);
         let encoded = self.encode(&entry);
-        self.call("put", |mut conn| async move {
+        self.call(Op::Put, |mut conn| async move {
             let mut set = scripts.set_entry.key(layout.entry(key));
             set.key(layout.own(key)).arg(encoded.as_ref()).arg(ttl);
             for tag in &entry.tags {
@@ -381,7 +399,7 @@ impl Store for RedisStore {
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         let layout = &self.inner.layout;
-        self.call("delete", |mut conn| async move {
+        self.call(Op::Delete, |mut conn| async move {
             let (dropped, _): (u64, u64) = redis::pipe()
                 .del(layout.entry(key))
                 .del(layout.own(key))
@@ -398,7 +416,7 @@ impl Store for RedisStore {
         }
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
-        self.call("invalidate_tags", |conn| async move {
+        self.call(Op::InvalidateTags, |conn| async move {
             // key -> the invalidated tags it was listed under.
             let mut listed: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
             for tag in tags {
@@ -428,7 +446,7 @@ impl Store for RedisStore {
     async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let layout = &self.inner.layout;
         let pattern = layout.scan_pattern(prefix);
-        self.call("invalidate_prefix", |mut conn| async move {
+        self.call(Op::InvalidatePrefix, |mut conn| async move {
             let mut dropped = 0;
             for node in conn.masters().await? {
                 let mut cursor: u64 = 0;
@@ -465,7 +483,7 @@ impl Store for RedisStore {
         let lease_key = self.inner.layout.lease(key);
         let token = LeaseToken::random();
         let acquired = self
-            .call("lease", |mut conn| {
+            .call(Op::Lease, |mut conn| {
                 let token = token.as_str().to_owned();
                 async move {
                     let reply: Option<String> = redis::cmd("SET")
@@ -486,11 +504,16 @@ impl Store for RedisStore {
     async fn release_lease(&self, key: &str, token: &LeaseToken) -> Result<(), StoreError> {
         let scripts = &self.inner.scripts;
         let lease_key = self.inner.layout.lease(key);
-        self.call("release_lease", |mut conn| async move {
+        self.call(Op::ReleaseLease, |mut conn| async move {
             let mut release = scripts.release_lease.key(lease_key);
             release.arg(token.as_str());
             release.invoke_async::<i64>(&mut conn).await.map(drop)
         })
         .await
+    }
+
+    /// Sets the circuit breaker's gauge.
+    fn record_metrics(&self) {
+        self.inner.breaker.record_metrics();
     }
 }

@@ -26,11 +26,12 @@ pub(crate) struct Running {
 /// port is a free one) with `workers` actix workers.
 pub(crate) fn start(config: Config, workers: usize) -> Running {
     let (catalog, cache) = build(&config).expect("the app builds");
+    let table = storefront::cache_table(&config).expect("the TTL table loads");
     let (app_catalog, app_cache, token) = (catalog.clone(), cache.clone(), config.purge_token.clone());
     let (started, addr_and_handle) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || app_with_purge(app_catalog.clone(), &app_cache, token.as_ref()))
+            let server = HttpServer::new(move || app_with_purge(app_catalog.clone(), &app_cache, token.as_ref(), table.as_ref()))
                 .workers(workers)
                 .disable_signals()
                 .bind("127.0.0.1:0")

@@ -1,0 +1,748 @@
+//! TTL tables from TOML: a file of route policies, loaded into
+//! [`Policies`] (feature `config`).
+//!
+//! ```toml
+//! # Every route starts from the defaults.
+//! [defaults]
+//! namespace = "storefront"
+//! tenant_header = "x-tenant-id"
+//! stale_while_revalidate = "30s"
+//!
+//! [[route]]
+//! path = "/api/v1/products/{id}"
+//! ttl = "1h"
+//! ignore_query = true
+//! status_ttl = { 404 = "1m" }
+//! tags = ["product:{tenant}:{id}"]
+//! downstream_cache_control = "public, max-age=60"
+//! # A successful PUT on the product drops its entries (tags default to the
+//! # route's own).
+//! invalidated_by = [{ method = "PUT", path = "/api/v1/products/{id}" }]
+//!
+//! [[route]]
+//! path = "/api/v1/products"
+//! ttl = "5m"
+//! query_allow = ["category", "page", "limit", "search", "sort"]
+//! tags = ["products:{tenant}"]
+//! invalidated_by = [{ methods = ["PUT", "DELETE"], path = "/api/v1/products/{id}" }]
+//!
+//! [[route]]
+//! path = "/admin/*"
+//! cache = false
+//! ```
+//!
+//! # Routes
+//!
+//! A request takes the policy of the first route, in file order, whose
+//! `path` ([`PathPattern`]: literal segments, `{param}`, a last `*` or
+//! `{*rest}`) matches its path; a request no route matches passes through
+//! uncached. A route with `cache = false` leaves its requests uncached. A
+//! route also registers under its `path` as a framework route pattern, so
+//! axum's and actix's matched route (`/api/v1/products/{id}`) selects it
+//! directly.
+//!
+//! # Fields
+//!
+//! `[defaults]` and every `[[route]]` take the same fields as
+//! [`CachePolicyBuilder`]'s methods, by the same names; a route's fields
+//! replace the defaults' (`status_ttl` tables are merged):
+//!
+//! | field | value |
+//! |---|---|
+//! | `mode` | `"policy"` or `"rfc9111"` |
+//! | `ttl`, `stale_while_revalidate`, `stale_if_error`, `jitter`, `coalesce_timeout`, `hit_for_miss` | durations: `"90s"`, `"10m"`, `"1h"`, `"7d"`, `"1h30m"` |
+//! | `status_ttl` | a table of status → duration: `{ 404 = "1m" }` |
+//! | `cacheable_statuses` | status codes: `[200, 404]` |
+//! | `early_refresh` | XFetch β, a positive number |
+//! | `max_body_size` | bytes, an integer |
+//! | `namespace`, `tenant_header` | strings |
+//! | `key_version` | an integer |
+//! | `query_allow`, `query_deny`, `vary` | lists of strings |
+//! | `ignore_query`, `key_by_principal` | booleans |
+//! | `tags` | tag templates: `"product:{tenant}:{id}"` |
+//! | `downstream_cache_control`, `downstream_cdn_cache_control` | header values |
+//! | `surrogate_key_header`, `cache_tag_header`, `cdn_cache_control_target`, `coalesce`, `coalesce_across_instances` | booleans |
+//! | `label` | the `route` label of metrics and traces; default: the route's `path` |
+//!
+//! Only routes take `path` (required), `cache` and `invalidated_by`: a list
+//! of `{ method = "PUT" | methods = [...], path = "...", tags = [...] }`,
+//! each an [`InvalidationRule`]: a successful unsafe request with one of
+//! those methods (any unsafe method when none is given) on a path matching
+//! the rule's drops its tags (the route's own `tags` when none are given),
+//! filled from the rule path's parameters, the request's headers and the
+//! tenant as the route reads it.
+//!
+//! # Errors
+//!
+//! Loading stops at the first mistake, and [`ConfigFileError`] names the
+//! file, the route (its number and path) and the field:
+//! `cache.toml: route 2 (/api/v1/products/{id}): ttl: invalid duration "1x"`.
+
+use std::{collections::BTreeMap, fmt, path::Path, str::FromStr};
+
+use http::{Method, StatusCode};
+use toml::{Table, Value};
+
+use crate::{CacheMode, CachePolicy, CachePolicyBuilder, ConfigError, InvalidationRule, PathPattern, Policies, TagTemplate, Ttl};
+
+/// A configuration file that cannot be used: which file, route and field,
+/// and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFileError {
+    file: String,
+    route: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+impl ConfigFileError {
+    /// The file, as given.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The route: `route N (/path)`, `defaults`, or `None` for the file as
+    /// a whole.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    /// The field, when one is at fault.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if let Some(route) = &self.route {
+            write!(f, "{route}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigFileError {}
+
+/// Fields only a route takes.
+const ROUTE_FIELDS: [&str; 3] = ["path", "cache", "invalidated_by"];
+
+/// Every policy field, in the order errors list them.
+const POLICY_FIELDS: [&str; 28] = [
+    "mode",
+    "ttl",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "early_refresh",
+    "jitter",
+    "status_ttl",
+    "cacheable_statuses",
+    "max_body_size",
+    "namespace",
+    "key_version",
+    "tenant_header",
+    "key_by_principal",
+    "query_allow",
+    "query_deny",
+    "ignore_query",
+    "vary",
+    "tags",
+    "downstream_cache_control",
+    "downstream_cdn_cache_control",
+    "surrogate_key_header",
+    "cache_tag_header",
+    "cdn_cache_control_target",
+    "coalesce",
+    "coalesce_across_instances",
+    "coalesce_timeout",
+    "hit_for_miss",
+    "label",
+];
+
+impl Policies {
+    /// Loads a TTL table from a TOML file; see the [`config`](crate::config)
+    /// module for the format.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read, is not TOML, or holds a field that is
+    /// unknown or invalid: the error names the file, route and field.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Policies, ConfigFileError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|e| ConfigFileError {
+            file: name.clone(),
+            route: None,
+            field: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        Policies::from_toml_str(&source, &name)
+    }
+
+    /// Loads a TTL table from TOML text; `file` names it in errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policies::from_toml_file`].
+    pub fn from_toml_str(source: &str, file: &str) -> Result<Policies, ConfigFileError> {
+        let error = |route: Option<String>, field: Option<&str>, message: String| ConfigFileError {
+            file: file.to_owned(),
+            route,
+            field: field.map(str::to_owned),
+            message,
+        };
+        let mut document: Table = source
+            .parse()
+            .map_err(|e: toml::de::Error| error(None, None, syntax_message(&e, source)))?;
+        let defaults = match document.remove("defaults") {
+            None => Table::new(),
+            Some(Value::Table(table)) => table,
+            Some(other) => {
+                return Err(error(
+                    None,
+                    Some("defaults"),
+                    format!("expected a table, found {}", other.type_str()),
+                ));
+            }
+        };
+        let routes = match document.remove("route") {
+            None => Vec::new(),
+            Some(Value::Array(routes)) => routes,
+            Some(other) => {
+                return Err(error(
+                    None,
+                    Some("route"),
+                    format!("expected an array of tables ([[route]]), found {}", other.type_str()),
+                ));
+            }
+        };
+        if let Some(key) = document.keys().next() {
+            return Err(error(
+                None,
+                Some(key),
+                "unknown top-level key (expected `defaults` or `route`)".to_owned(),
+            ));
+        }
+        if let Some(key) = defaults.keys().find(|k| ROUTE_FIELDS.contains(&k.as_str())) {
+            return Err(error(
+                Some("defaults".to_owned()),
+                Some(key),
+                "only a [[route]] takes this field".to_owned(),
+            ));
+        }
+        // The defaults alone must make a valid policy.
+        policy_builder(&defaults)
+            .and_then(|b| b.build().map_err(FieldError::from))
+            .map_err(|e| error(Some("defaults".to_owned()), e.field.as_deref(), e.message))?;
+
+        let mut policies = Policies::new(None);
+        for (i, route) in routes.into_iter().enumerate() {
+            let Value::Table(route) = route else {
+                return Err(error(None, Some("route"), format!("route {}: expected a table", i + 1)));
+            };
+            let path = route.get("path").and_then(Value::as_str).map(str::to_owned);
+            let at = Some(match &path {
+                Some(path) => format!("route {} ({path})", i + 1),
+                None => format!("route {}", i + 1),
+            });
+            let route = load_route(&defaults, route).map_err(|e| error(at.clone(), e.field.as_deref(), e.message))?;
+            policies = route.register(policies);
+        }
+        Ok(policies)
+    }
+}
+
+/// The first line of a TOML parse error, with its position.
+fn syntax_message(e: &toml::de::Error, source: &str) -> String {
+    let message = e.message().to_owned();
+    match e.span() {
+        Some(span) => {
+            let before = &source[..span.start.min(source.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// A mistake in one field.
+#[derive(Debug)]
+struct FieldError {
+    field: Option<String>,
+    message: String,
+}
+
+impl FieldError {
+    fn at(field: &str, message: impl fmt::Display) -> Self {
+        FieldError {
+            field: Some(field.to_owned()),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for FieldError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Invalid { field, reason } => FieldError::at(field, reason),
+            ConfigError::TagTemplate { template, reason } => FieldError::at("tags", format!("`{template}`: {reason}")),
+        }
+    }
+}
+
+struct LoadedRoute {
+    path: PathPattern,
+    policy: Option<CachePolicy>,
+    rules: Vec<InvalidationRule>,
+}
+
+impl LoadedRoute {
+    fn register(self, policies: Policies) -> Policies {
+        let policies = self.rules.into_iter().fold(policies, |policies, rule| policies.invalidate_on(rule));
+        policies.route(self.path.as_str(), self.policy.clone()).path(self.path, self.policy)
+    }
+}
+
+fn load_route(defaults: &Table, mut route: Table) -> Result<LoadedRoute, FieldError> {
+    let path = match route.remove("path") {
+        Some(Value::String(path)) => path.parse::<PathPattern>().map_err(FieldError::from)?,
+        Some(other) => return Err(FieldError::at("path", format!("expected a string, found {}", other.type_str()))),
+        None => return Err(FieldError::at("path", "missing: every route needs a path")),
+    };
+    let cache = match route.remove("cache") {
+        None => true,
+        Some(value) => boolean("cache", &value)?,
+    };
+    let invalidated_by = route.remove("invalidated_by");
+    let mut merged = merge(defaults, route);
+    // Metrics and traces name the route by its path unless told otherwise.
+    if !merged.contains_key("label") {
+        merged.insert("label".to_owned(), Value::String(path.as_str().to_owned()));
+    }
+    let builder = policy_builder(&merged)?;
+    let tags = templates(merged.get("tags"))?;
+    // The tenant is read as the route reads it; the rule's own tags are
+    // the only ones it drops.
+    let tenant_policy = policy_builder(&without(&merged, "tags"))?.build()?;
+    let policy = builder.build()?;
+    let rules = match invalidated_by {
+        None => Vec::new(),
+        Some(Value::Array(rules)) => rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| load_rule(i, rule, &tags, &tenant_policy))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(FieldError::at(
+                "invalidated_by",
+                format!("expected an array of tables, found {}", other.type_str()),
+            ));
+        }
+    };
+    Ok(LoadedRoute {
+        path,
+        policy: cache.then_some(policy),
+        rules,
+    })
+}
+
+fn load_rule(i: usize, rule: Value, route_tags: &[TagTemplate], tenant_policy: &CachePolicy) -> Result<InvalidationRule, FieldError> {
+    let field = format!("invalidated_by[{}]", i + 1);
+    let at = |what: &str, message: String| FieldError::at(&format!("{field}.{what}"), message);
+    let Value::Table(mut rule) = rule else {
+        return Err(FieldError::at(&field, "expected a table: { method = \"PUT\", path = \"...\" }"));
+    };
+    let mut methods = Vec::new();
+    if let Some(method) = rule.remove("method") {
+        methods.push(unsafe_method(&method).map_err(|m| at("method", m))?);
+    }
+    if let Some(list) = rule.remove("methods") {
+        let Value::Array(list) = list else {
+            return Err(at("methods", format!("expected a list of methods, found {}", list.type_str())));
+        };
+        for method in &list {
+            methods.push(unsafe_method(method).map_err(|m| at("methods", m))?);
+        }
+    }
+    let path = match rule.remove("path") {
+        Some(Value::String(path)) => path.parse::<PathPattern>().map_err(|e| at("path", FieldError::from(e).message))?,
+        Some(other) => return Err(at("path", format!("expected a string, found {}", other.type_str()))),
+        None => {
+            return Err(at(
+                "path",
+                "missing: a rule needs the path of the requests that invalidate".to_owned(),
+            ));
+        }
+    };
+    let tags = match rule.remove("tags") {
+        Some(tags) => templates(Some(&tags)).map_err(|e| at("tags", e.message))?,
+        None => route_tags.to_vec(),
+    };
+    if tags.is_empty() {
+        return Err(at("tags", "no tags to drop: give the rule tags, or the route tags".to_owned()));
+    }
+    if let Some(key) = rule.keys().next() {
+        return Err(at(key, "unknown field (expected method, methods, path, tags)".to_owned()));
+    }
+    Ok(InvalidationRule::new(methods, path, tags, tenant_policy.clone()))
+}
+
+fn unsafe_method(value: &Value) -> Result<Method, String> {
+    let Value::String(name) = value else {
+        return Err(format!("expected a method name, found {}", value.type_str()));
+    };
+    let method = Method::from_bytes(name.to_ascii_uppercase().as_bytes()).map_err(|_| format!("`{name}` is not a method"))?;
+    match method {
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE => Err(format!("`{method}` is a safe method: it never invalidates")),
+        method => Ok(method),
+    }
+}
+
+/// `defaults` with `route`'s fields on top; `status_ttl` tables merge.
+fn merge(defaults: &Table, route: Table) -> Table {
+    let mut merged = defaults.clone();
+    for (key, value) in route {
+        match (merged.get_mut(&key), value) {
+            (Some(Value::Table(base)), Value::Table(top)) if key == "status_ttl" => base.extend(top),
+            (_, value) => {
+                merged.insert(key, value);
+            }
+        }
+    }
+    merged
+}
+
+fn without(table: &Table, key: &str) -> Table {
+    let mut table = table.clone();
+    table.remove(key);
+    table
+}
+
+fn templates(value: Option<&Value>) -> Result<Vec<TagTemplate>, FieldError> {
+    strings("tags", value)?
+        .iter()
+        .map(|t| t.parse::<TagTemplate>().map_err(FieldError::from))
+        .collect()
+}
+
+fn policy_builder(table: &Table) -> Result<CachePolicyBuilder, FieldError> {
+    let mut b = CachePolicy::builder();
+    for (key, value) in table {
+        let field = key.as_str();
+        b = match field {
+            "mode" => b.mode(match string(field, value)? {
+                "policy" => CacheMode::Policy,
+                "rfc9111" => CacheMode::Rfc9111,
+                other => return Err(FieldError::at(field, format!("`{other}`: expected \"policy\" or \"rfc9111\""))),
+            }),
+            "ttl" => b.ttl(duration(field, value)?),
+            "stale_while_revalidate" => b.stale_while_revalidate(duration(field, value)?),
+            "stale_if_error" => b.stale_if_error(duration(field, value)?),
+            "jitter" => b.jitter(duration(field, value)?),
+            "coalesce_timeout" => b.coalesce_timeout(duration(field, value)?),
+            "hit_for_miss" => b.hit_for_miss(duration(field, value)?),
+            "early_refresh" => b.early_refresh(match value {
+                Value::Float(f) => *f,
+                Value::Integer(i) => *i as f64,
+                other => return Err(FieldError::at(field, format!("expected a number, found {}", other.type_str()))),
+            }),
+            "status_ttl" => {
+                let Value::Table(statuses) = value else {
+                    return Err(FieldError::at(
+                        field,
+                        format!("expected a table such as {{ 404 = \"1m\" }}, found {}", value.type_str()),
+                    ));
+                };
+                let sorted: BTreeMap<&String, &Value> = statuses.iter().collect();
+                let mut b = b;
+                for (status, ttl) in sorted {
+                    b = b.status_ttl(status_code(field, status)?, duration(field, ttl)?);
+                }
+                b
+            }
+            "cacheable_statuses" => {
+                let Value::Array(list) = value else {
+                    return Err(FieldError::at(
+                        field,
+                        format!("expected a list of status codes, found {}", value.type_str()),
+                    ));
+                };
+                let statuses = list
+                    .iter()
+                    .map(|v| match v {
+                        Value::Integer(code) => status_code(field, &code.to_string()),
+                        other => Err(FieldError::at(field, format!("expected a status code, found {}", other.type_str()))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                b.cacheable_statuses(statuses)
+            }
+            "max_body_size" => b.max_body_size(integer(field, value)?),
+            "key_version" => b.key_version(integer(field, value)?),
+            "namespace" => b.namespace(string(field, value)?),
+            "tenant_header" => b.tenant_header(string(field, value)?),
+            "label" => b.label(string(field, value)?),
+            "key_by_principal" if boolean(field, value)? => b.key_by_principal(),
+            "ignore_query" if boolean(field, value)? => b.ignore_query(),
+            "key_by_principal" | "ignore_query" => b,
+            "query_allow" => b.query_allow(strings(field, Some(value))?),
+            "query_deny" => b.query_deny(strings(field, Some(value))?),
+            "vary" => b.vary(strings(field, Some(value))?),
+            "tags" => strings(field, Some(value))?.iter().fold(b, |b, t| b.tag(t)),
+            "downstream_cache_control" => b.downstream_cache_control(string(field, value)?),
+            "downstream_cdn_cache_control" => b.downstream_cdn_cache_control(string(field, value)?),
+            "surrogate_key_header" if boolean(field, value)? => b.surrogate_key_header(),
+            "cache_tag_header" if boolean(field, value)? => b.cache_tag_header(),
+            "surrogate_key_header" | "cache_tag_header" => b,
+            "cdn_cache_control_target" => b.cdn_cache_control_target(boolean(field, value)?),
+            "coalesce" => b.coalesce(boolean(field, value)?),
+            "coalesce_across_instances" => b.coalesce_across_instances(boolean(field, value)?),
+            other if ROUTE_FIELDS.contains(&other) => return Err(FieldError::at(other, "only a [[route]] takes this field")),
+            other => {
+                return Err(FieldError::at(
+                    other,
+                    format!("unknown field; expected one of {}", POLICY_FIELDS.join(", ")),
+                ));
+            }
+        };
+    }
+    Ok(b)
+}
+
+fn string<'a>(field: &str, value: &'a Value) -> Result<&'a str, FieldError> {
+    value
+        .as_str()
+        .ok_or_else(|| FieldError::at(field, format!("expected a string, found {}", value.type_str())))
+}
+
+fn strings(field: &str, value: Option<&Value>) -> Result<Vec<String>, FieldError> {
+    let Some(value) = value else { return Ok(Vec::new()) };
+    let Value::Array(list) = value else {
+        return Err(FieldError::at(
+            field,
+            format!("expected a list of strings, found {}", value.type_str()),
+        ));
+    };
+    list.iter().map(|v| string(field, v).map(str::to_owned)).collect()
+}
+
+fn boolean(field: &str, value: &Value) -> Result<bool, FieldError> {
+    value
+        .as_bool()
+        .ok_or_else(|| FieldError::at(field, format!("expected true or false, found {}", value.type_str())))
+}
+
+fn integer<T: TryFrom<i64>>(field: &str, value: &Value) -> Result<T, FieldError> {
+    let Value::Integer(i) = value else {
+        return Err(FieldError::at(field, format!("expected an integer, found {}", value.type_str())));
+    };
+    T::try_from(*i).map_err(|_| FieldError::at(field, format!("{i} is out of range")))
+}
+
+fn duration(field: &str, value: &Value) -> Result<Ttl, FieldError> {
+    let Value::String(text) = value else {
+        return Err(FieldError::at(
+            field,
+            format!(
+                "expected a duration such as \"90s\", \"10m\", \"1h\" or \"7d\", found {}",
+                value.type_str()
+            ),
+        ));
+    };
+    Ttl::from_str(text).map_err(|e| FieldError::at(field, e))
+}
+
+fn status_code(field: &str, text: &str) -> Result<StatusCode, FieldError> {
+    text.parse::<u16>()
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .filter(|code| code.as_u16() >= 100)
+        .ok_or_else(|| FieldError::at(field, format!("`{text}` is not an HTTP status code")))
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn load(source: &str) -> Result<Policies, ConfigFileError> {
+        Policies::from_toml_str(source, "cache.toml")
+    }
+
+    fn err(source: &str) -> String {
+        load(source).unwrap_err().to_string()
+    }
+
+    const TABLE: &str = r#"
+        [defaults]
+        namespace = "shop"
+        tenant_header = "x-tenant-id"
+        ttl = "10m"
+        status_ttl = { 404 = "30s" }
+
+        [[route]]
+        path = "/api/v1/products/{id}"
+        ttl = "1h"
+        status_ttl = { 410 = "5m" }
+        tags = ["product:{tenant}:{id}"]
+        invalidated_by = [{ method = "PUT", path = "/api/v1/products/{id}" }]
+
+        [[route]]
+        path = "/api/v1/products"
+        tags = ["products:{tenant}"]
+        invalidated_by = [{ methods = ["put", "DELETE"], path = "/api/v1/products/{id}" }, { path = "/api/v1/orders" }]
+
+        [[route]]
+        path = "/admin/*"
+        cache = false
+
+        [[route]]
+        path = "/*"
+        mode = "rfc9111"
+    "#;
+
+    fn parts(method: &str, uri: &str) -> http::request::Parts {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-tenant-id", "acme")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn routes_take_defaults_and_first_match_wins() {
+        let policies = load(TABLE).unwrap();
+        let get = |path: &str| policies.select(None, &Method::GET, path).map(|s| s.policy().clone());
+        let product = get("/api/v1/products/7").unwrap();
+        assert_eq!(product.ttl().as_secs(), 3600);
+        assert_eq!(product.inner().ttl_for(StatusCode::NOT_FOUND).as_secs(), 30, "merged status_ttl");
+        assert_eq!(product.inner().ttl_for(StatusCode::GONE).as_secs(), 300);
+        assert_eq!(product.inner().key.namespace, "shop");
+        assert_eq!(product.label(), "/api/v1/products/{id}", "labelled by its path");
+        assert_eq!(get("/api/v1/products").unwrap().ttl().as_secs(), 600);
+        assert!(get("/admin/users").is_none(), "cache = false");
+        assert_eq!(get("/other").unwrap().mode(), CacheMode::Rfc9111, "the catch-all");
+        // By framework pattern too.
+        let framework = policies.select(Some("/api/v1/products/{id}"), &Method::GET, "/x/y").unwrap();
+        assert_eq!(framework.policy().ttl().as_secs(), 3600);
+    }
+
+    #[test]
+    fn unsafe_requests_carry_the_rules_tags() {
+        let policies = load(TABLE).unwrap();
+        let put = parts("PUT", "/api/v1/products/7");
+        let selection = policies.select(None, &put.method, put.uri.path()).unwrap();
+        let route = selection.route_match(&put, crate::RouteMatch::default());
+        assert_eq!(route.get("id"), Some("7"));
+        assert_eq!(route.invalidations(), ["product:acme:7", "products:acme"]);
+        // A POST on a path no route caches, covered by a rule.
+        let post = parts("POST", "/api/v1/orders");
+        let selection = policies.select(None, &post.method, post.uri.path()).unwrap();
+        assert_eq!(
+            selection.route_match(&post, crate::RouteMatch::default()).invalidations(),
+            ["products:acme"]
+        );
+        let get = parts("GET", "/api/v1/products/7");
+        let selection = policies.select(None, &get.method, get.uri.path()).unwrap();
+        assert!(selection.route_match(&get, crate::RouteMatch::default()).invalidations().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_file_the_route_and_the_field() {
+        let cases = [
+            (
+                "[[route]]\npath = \"/a\"\nttl = \"1x\"",
+                "cache.toml: route 1 (/a): ttl: invalid duration `1x`",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ntll = \"1m\"",
+                "cache.toml: route 1 (/a): tll: unknown field; expected one of mode, ttl,",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nttl = 5",
+                "cache.toml: route 1 (/a): ttl: expected a duration such as",
+            ),
+            ("[[route]]\nttl = \"5m\"", "cache.toml: route 1: path: missing"),
+            ("[[route]]\npath = \"a\"", "cache.toml: route 1 (a): path: `a`: must start with `/`"),
+            ("[defaults]\nttl = \"zz\"", "cache.toml: defaults: ttl: invalid duration `zz`"),
+            (
+                "[defaults]\npath = \"/a\"",
+                "cache.toml: defaults: path: only a [[route]] takes this field",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nmode = \"lru\"",
+                "cache.toml: route 1 (/a): mode: `lru`: expected",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nstatus_ttl = { 999x = \"1m\" }",
+                "cache.toml: route 1 (/a): status_ttl: `999x` is not an HTTP status code",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ntags = [\"p:{\"]",
+                "cache.toml: route 1 (/a): tags: `p:{`",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ntenant_header = \"bad header\"",
+                "cache.toml: route 1 (/a): tenant_header:",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ntags = [\"a\"]\ninvalidated_by = [{ method = \"GET\", path = \"/a\" }]",
+                "cache.toml: route 1 (/a): invalidated_by[1].method: `GET` is a safe method",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ninvalidated_by = [{ path = \"/a\" }]",
+                "cache.toml: route 1 (/a): invalidated_by[1].tags: no tags to drop",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\ntags = [\"a\"]\ninvalidated_by = [{ path = \"/a\", tag = \"x\" }]",
+                "cache.toml: route 1 (/a): invalidated_by[1].tag: unknown field",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/b\"\ncache = 1",
+                "cache.toml: route 2 (/b): cache: expected true or false",
+            ),
+            ("surprise = 1", "cache.toml: surprise: unknown top-level key"),
+            ("[[route]\npath = 1", "cache.toml: line 1, column"),
+        ];
+        for (source, expected) in cases {
+            let message = err(source);
+            assert!(
+                message.starts_with(expected),
+                "{source:?}\n  gave {message:?}\n  expected {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_naming_it() {
+        let e = Policies::from_toml_file("/nonexistent/cache.toml").unwrap_err();
+        assert_eq!(e.file(), "/nonexistent/cache.toml");
+        assert!(e.to_string().starts_with("/nonexistent/cache.toml: cannot read:"), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_loads_or_fails_cleanly(source in "[\\[\\]a-z_=\"{}/ .0-9\n]{0,80}") {
+            let _ = load(&source);
+        }
+
+        #[test]
+        fn any_field_value_loads_or_fails_cleanly(field in proptest::sample::select(POLICY_FIELDS.to_vec()), value in "(\"[a-z0-9 {}:]{0,6}\"|-?[0-9]{1,4}|true|false|\\[\\]|\\{\\})") {
+            let _ = load(&format!("[[route]]\npath = \"/a\"\n{field} = {value}"));
+        }
+    }
+}
