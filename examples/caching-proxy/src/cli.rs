@@ -40,6 +40,10 @@ pub struct Args {
     /// in it stops the start.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Forward `GET /metrics` upstream instead of answering it with the
+    /// proxy's own metrics (Prometheus text format).
+    #[arg(long)]
+    pub no_metrics: bool,
     /// Answer `PURGE <url>` and `POST /purge` for requests with
     /// `Authorization: Bearer TOKEN`, instead of forwarding them. Read from
     /// `CACHING_PROXY_PURGE_TOKEN` when not given (which, unlike an

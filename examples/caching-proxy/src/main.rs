@@ -21,7 +21,11 @@ async fn main() -> ExitCode {
 
 async fn run(args: &Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config: Config = args.config();
-    let proxy = Proxy::new(&config)?.with_metrics(caching_proxy::metrics::prometheus());
+    let proxy = Proxy::new(&config)?;
+    let proxy = match args.no_metrics {
+        true => proxy,
+        false => proxy.with_metrics(caching_proxy::metrics::prometheus()),
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     {

@@ -1,5 +1,5 @@
-//! `caching-proxy --config FILE`: the binary with a TTL table, in front of
-//! an upstream that sends no caching headers at all.
+//! `caching-proxy --config FILE` (and `--no-metrics`): the binary with a TTL
+//! table, in front of an upstream that sends no caching headers at all.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ async fn the_table_sets_policies_by_path_and_other_paths_keep_rfc9111() {
         cache = false
         "#,
     );
-    let mut child = proxy(&["--upstream", &upstream, "--config", table.path()])
+    let mut child = proxy(&["--upstream", &upstream, "--config", table.path(), "--no-metrics"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -129,7 +129,9 @@ async fn the_table_sets_policies_by_path_and_other_paths_keep_rfc9111() {
         .expect("the proxy answers");
     assert_eq!(post.text().await.unwrap(), "/api/products/1/reviews #6");
     assert_eq!(get("/api/products/1").await, ("MISS".to_owned(), "/api/products/1 #7".to_owned()));
-    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    // --no-metrics: the upstream's own /metrics, not the proxy's.
+    assert_eq!(get("/metrics").await.1, "/metrics #8");
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
 }
 
 #[test]
