@@ -2,7 +2,7 @@
 //! JSON — the axum storefront's handlers, with actix-web extractors.
 
 use actix_web::{HttpResponse, web};
-use cache_actix::Invalidator;
+use cache_actix::{Cache, Invalidator};
 use catalog::{Catalog, ListQuery, ProductUpdate};
 
 use crate::error::ApiError;
@@ -51,7 +51,12 @@ pub(crate) async fn update_product(
     Ok(HttpResponse::Ok().json(&product))
 }
 
-/// `GET /api/v1/categories`: the tenant's categories with product counts.
-pub(crate) async fn categories(tenant: Tenant, catalog: web::Data<Catalog>) -> ApiResult {
-    Ok(HttpResponse::Ok().json(catalog.categories(tenant.as_str()).await?))
+/// `GET /api/v1/categories`: the tenant's categories with product counts,
+/// read through the data cache ([`storefront::policies::categories_data`])
+/// when the response cache misses, as the axum storefront does.
+pub(crate) async fn categories(tenant: Tenant, catalog: web::Data<Catalog>, cache: web::Data<Cache>) -> ApiResult {
+    let tenant = tenant.as_str();
+    let policy = storefront::policies::categories_data(tenant);
+    let categories = cache.get_or_insert_with(tenant, &policy, || catalog.categories(tenant)).await?;
+    Ok(HttpResponse::Ok().json(categories))
 }

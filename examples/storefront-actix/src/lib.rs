@@ -26,6 +26,12 @@
 //!   through, and each request meets exactly one middleware with a policy
 //!   for it.
 //!
+//! With a TTL table (`--config examples/storefront/cache.toml`), the
+//! scope's middleware holds the whole table instead. The categories handler
+//! reads the category tree through the data cache
+//! ([`storefront::policies::categories_data`], the `Cache` registered as
+//! `web::Data`), like the axum storefront's.
+//!
 //! Handlers take the tenant from `X-Tenant-ID` (`400` without a known one),
 //! invalidate through `web::ReqData<`[`Invalidator`](cache_actix::Invalidator)`>`
 //! and tag filtered lists with a [`CacheHints`](cache_actix::CacheHints) in

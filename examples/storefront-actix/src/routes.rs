@@ -74,6 +74,8 @@ pub fn configure_with_table(config: &mut web::ServiceConfig, catalog: Catalog, c
         );
     config
         .app_data(web::Data::new(catalog))
+        // The categories handler reads through the same cache's data API.
+        .app_data(web::Data::new(cache.clone()))
         .app_data(error::json_config())
         .app_data(error::query_config())
         .service(
