@@ -31,9 +31,12 @@ PATH_42=/api/v1/products/42
 if ! command -v wrk >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
-packages=(-p storefront -p bench)
+packages=(-p storefront)
 [ "$FRAMEWORK" = actix ] && packages+=(-p storefront-actix)
 cargo build --release -q "${packages[@]}"
+# The ceilings live in the bench workspace (bench/Cargo.toml).
+cargo build --release -q --manifest-path bench/Cargo.toml --bin ceiling --bin ceiling-actix
+ceilings=bench/target/release
 
 work=$(mktemp -d)
 pids=()
@@ -71,16 +74,16 @@ if [ "$FRAMEWORK" = axum ]; then
     start storefront 3000 target/release/storefront --listen 127.0.0.1:3000
     curl -sf -H "$TENANT_HEADER" "${urls[storefront]}" >"$work/product.json"
     names=()
-    start ceiling 3100 target/release/ceiling --listen 127.0.0.1:3100 --body-file "$work/product.json"
-    start ceiling+h 3102 target/release/ceiling --listen 127.0.0.1:3102 --body-file "$work/product.json" --hit-headers
-    start layer 3101 target/release/ceiling --listen 127.0.0.1:3101 --body-file "$work/product.json" --cache
+    start ceiling 3100 "$ceilings/ceiling" --listen 127.0.0.1:3100 --body-file "$work/product.json"
+    start ceiling+h 3102 "$ceilings/ceiling" --listen 127.0.0.1:3102 --body-file "$work/product.json" --hit-headers
+    start layer 3101 "$ceilings/ceiling" --listen 127.0.0.1:3101 --body-file "$work/product.json" --cache
     names+=(storefront)
 else
     start storefront 3001 target/release/storefront-actix --listen 127.0.0.1:3001
     curl -sf -H "$TENANT_HEADER" "${urls[storefront]}" >"$work/product.json"
     names=()
-    start ceiling 3200 target/release/ceiling-actix --listen 127.0.0.1:3200 --body-file "$work/product.json"
-    start layer 3201 target/release/ceiling-actix --listen 127.0.0.1:3201 --body-file "$work/product.json" --cache
+    start ceiling 3200 "$ceilings/ceiling-actix" --listen 127.0.0.1:3200 --body-file "$work/product.json"
+    start layer 3201 "$ceilings/ceiling-actix" --listen 127.0.0.1:3201 --body-file "$work/product.json" --cache
     names+=(storefront)
 fi
 

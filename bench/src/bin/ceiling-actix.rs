@@ -2,7 +2,7 @@
 //! bytes from memory, with no cache. With `--cache`, the same handler sits
 //! behind `cache-actix` middleware, to measure the middleware alone.
 //!
-//! `cargo run --release -p bench --bin ceiling-actix -- --listen 127.0.0.1:3200 --body-file product.json [--cache]`
+//! `cargo run --release --manifest-path bench/Cargo.toml --bin ceiling-actix -- --listen 127.0.0.1:3200 --body-file product.json [--cache]`
 
 use std::{net::SocketAddr, path::PathBuf};
 

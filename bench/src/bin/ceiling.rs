@@ -2,7 +2,7 @@
 //! memory, with no cache and no database. With `--cache`, the same handler
 //! sits behind a `cache-axum` layer, to measure the layer alone.
 //!
-//! `cargo run --release -p bench --bin ceiling -- --listen 127.0.0.1:3100 --body-file product.json [--cache]`
+//! `cargo run --release --manifest-path bench/Cargo.toml --bin ceiling -- --listen 127.0.0.1:3100 --body-file product.json [--cache]`
 
 use std::{net::SocketAddr, path::PathBuf};
 
