@@ -331,6 +331,8 @@ pub async fn too_large_body_is_413<A: PurgeApp>() {
     cached(&s, "/plain/9").await;
     let padding = " ".repeat(DEFAULT_MAX_BODY_BYTES);
     let response = post(&s, format!(r#"{{"tags": ["plain:9"]}}{padding}"#)).await;
+    // The rest of the body is not read: the connection is not reused.
+    assert_eq!(response.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
     assert_eq!(answer(response).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(x_cache(&s, "/plain/9").await, "HIT");
 }

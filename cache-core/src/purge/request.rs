@@ -178,12 +178,22 @@ impl PurgeError {
     }
 
     /// The answer: [`status`](Self::status) and `{"error": "..."}`, with
-    /// `WWW-Authenticate: Bearer` on a `401`.
+    /// `WWW-Authenticate: Bearer` on a `401`, and `Connection: close` on a
+    /// `413`: the rest of the body is left unread, so the connection cannot
+    /// carry another request (RFC 9110 §15.5.14).
     pub fn to_response(&self) -> Response<Bytes> {
         let body = serde_json::to_vec(&ErrorBody { error: self.to_string() }).expect("a struct of one string serializes");
         let mut response = json_response(self.status(), body);
-        if let PurgeError::Unauthorized = self {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, PURGE_CHALLENGE);
+        match self {
+            PurgeError::Unauthorized => {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, PURGE_CHALLENGE);
+            }
+            PurgeError::PayloadTooLarge { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }
