@@ -73,6 +73,8 @@
 //!
 //! - `moka` (default): the embedded store, [`MokaStore`].
 //! - `config` (default): TTL tables from TOML ([`config`]).
+//! - `prometheus`: a Prometheus recorder for the cache's metrics
+//!   (`metrics::prometheus`).
 //!
 //! [axum]: https://docs.rs/axum
 

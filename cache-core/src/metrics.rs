@@ -4,7 +4,8 @@
 //! is exported until the application installs a recorder (such as
 //! `metrics-exporter-prometheus`), and recording costs next to nothing
 //! until then. Call [`describe`] once after installing it, for the help
-//! text and units.
+//! text and units; with the feature `prometheus`, [`prometheus::recorder`]
+//! does both.
 //!
 //! | metric | type | labels | what |
 //! |--------|------|--------|------|
@@ -52,12 +53,11 @@
 //! # Example
 //!
 //! Any recorder will do; here the one of `metrics-util` that tests use. An
-//! application installs a Prometheus recorder instead
-//! (`metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()`,
-//! with [`STORE_SECONDS_BUCKETS`] for [`STORE_OPERATION_SECONDS`]), calls
-//! [`describe`], and answers `GET /metrics` with
-//! [`Cache::record_metrics`](crate::Cache::record_metrics) then
-//! `handle.render()`, outside the cache: see the storefront example.
+//! application exporting to Prometheus uses [`prometheus::recorder`]
+//! (feature `prometheus`: the recorder with [`STORE_SECONDS_BUCKETS`] for
+//! [`STORE_OPERATION_SECONDS`], and [`describe`]) and answers
+//! `GET /metrics` with [`prometheus::render`], outside the cache: see the
+//! storefront example.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -115,6 +115,10 @@ use crate::{
     cache_status::{CACHE_STATUS, X_CACHE},
     error::StoreError,
 };
+
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub mod prometheus;
 
 /// Requests served through a policy: counter, labels `route` and `outcome`.
 pub const REQUESTS_TOTAL: &str = "http_cache_requests_total";

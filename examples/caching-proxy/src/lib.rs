@@ -194,7 +194,7 @@ impl Proxy {
     /// [`metrics::prometheus`]), after sampling the cache's gauges, instead
     /// of forwarding it upstream. See [`metrics`].
     #[must_use]
-    pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+    pub fn with_metrics(mut self, handle: metrics::PrometheusHandle) -> Self {
         let cache = self.cache.clone();
         self.service.enable(Endpoint { handle, cache });
         self

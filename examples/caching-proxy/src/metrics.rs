@@ -13,70 +13,19 @@
 //! curl -s http://127.0.0.1:8081/metrics | grep http_cache_requests_total
 //! ```
 
-use std::{
-    sync::OnceLock,
-    task::{Context, Poll},
-    thread,
-    time::Duration,
-};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cache_core::{
-    Cache,
-    metrics::{STORE_OPERATION_SECONDS, STORE_SECONDS_BUCKETS},
-};
+use cache_core::Cache;
+pub use cache_core::metrics::prometheus::{CONTENT_TYPE, PrometheusHandle, recorder as prometheus};
 use cache_tower::purge::PurgeBody;
 use futures_util::future::{Either, Ready, ready};
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::Full;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::Service;
 
 /// Where the metrics are served.
 pub const METRICS_PATH: &str = "/metrics";
-
-/// The `Content-Type` of the Prometheus text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// How often the recorder's histograms are folded in when nobody scrapes.
-const UPKEEP_EVERY: Duration = Duration::from_secs(5);
-
-/// The process's Prometheus recorder, installed as the global `metrics`
-/// recorder (with [`cache_core::metrics::describe`]) on the first call.
-///
-/// If another recorder was installed first, the proxy's metrics go to that
-/// one and this handle renders nothing; a warning says so.
-pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(install).clone()
-}
-
-fn install() -> PrometheusHandle {
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(STORE_OPERATION_SECONDS.to_owned()), &STORE_SECONDS_BUCKETS)
-        .expect("the store latency buckets are not empty");
-    let handle = match builder.install_recorder() {
-        Ok(handle) => handle,
-        Err(error) => {
-            tracing::warn!(%error, "a metrics recorder is already installed: /metrics will be empty");
-            return PrometheusBuilder::new().build_recorder().handle();
-        }
-    };
-    cache_core::metrics::describe();
-    // Histograms grow until rendered: fold them in now and then, scraped
-    // or not.
-    let upkeep = handle.clone();
-    let spawned = thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
-        loop {
-            thread::sleep(UPKEEP_EVERY);
-            upkeep.run_upkeep();
-        }
-    });
-    if let Err(error) = spawned {
-        tracing::warn!(%error, "no metrics upkeep thread: histograms are folded in at each scrape only");
-    }
-    handle
-}
 
 /// What a [`MetricsService`] renders: the recorder and the cache whose
 /// gauges it samples first.
