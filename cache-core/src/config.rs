@@ -44,7 +44,7 @@
 //! # Fields
 //!
 //! `[defaults]` and every `[[route]]` take the same fields as
-//! [`CachePolicyBuilder`]'s methods, by the same names; a route's fields
+//! [`CachePolicyBuilder`](crate::CachePolicyBuilder)'s methods, by the same names; a route's fields
 //! replace the defaults' (`status_ttl` tables are merged):
 //!
 //! | field | value |
