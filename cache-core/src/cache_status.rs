@@ -1,7 +1,5 @@
 //! The `Cache-Status` (RFC 9211) and legacy `X-Cache` response headers.
 
-use std::fmt::Write as _;
-
 use http::{HeaderName, HeaderValue};
 
 /// The `x-cache` header name.
@@ -74,21 +72,26 @@ impl Status {
         }
     }
 
-    /// `Cache-Status: <name>; ...`.
+    /// `Cache-Status: <name>; ...`. Written without `core::fmt`: it is on
+    /// every hit.
     pub(crate) fn cache_status(&self, name: &str) -> HeaderValue {
         let mut out = String::with_capacity(name.len() + 48);
+        let mut digits = itoa::Buffer::new();
         out.push_str(name);
         match self.fwd {
             None => out.push_str("; hit"),
             Some(fwd) => {
-                let _ = write!(out, "; fwd={}", fwd.as_str());
+                out.push_str("; fwd=");
+                out.push_str(fwd.as_str());
                 if let Some(status) = self.fwd_status {
-                    let _ = write!(out, "; fwd-status={status}");
+                    out.push_str("; fwd-status=");
+                    out.push_str(digits.format(status));
                 }
             }
         }
         if let Some(ttl) = self.ttl {
-            let _ = write!(out, "; ttl={ttl}");
+            out.push_str("; ttl=");
+            out.push_str(digits.format(ttl));
         }
         if self.stored {
             out.push_str("; stored");

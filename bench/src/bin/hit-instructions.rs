@@ -1,0 +1,53 @@
+//! Instructions per in-process hit, for callgrind: serves one stored 1 KiB
+//! entry `N` times through `Cache::serve_now`, the hit path of every
+//! adapter. Run it twice under callgrind, with `N` and `2N`: the difference
+//! of the totals over `N` is the cost of one hit, without start-up.
+//!
+//! ```sh
+//! cargo build --release --manifest-path bench/Cargo.toml --bin hit-instructions
+//! for n in 10000 20000; do valgrind --tool=callgrind --callgrind-out-file=/dev/null bench/target/release/hit-instructions $n 2>&1 | grep Collected; done
+//! ```
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use cache_core::{Cache, CachePolicy, MokaStore, RouteMatch};
+use http::{Request, Response};
+use http_body_util::Full;
+
+fn request() -> Request<()> {
+    Request::builder()
+        .uri("/b/1024/hot")
+        .header("x-tenant-id", "acme")
+        .body(())
+        .expect("a valid request")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let n: usize = std::env::args().nth(1).map_or(100_000, |s| s.parse().expect("a number of hits"));
+    let cache = Cache::new(MokaStore::new());
+    let policy = CachePolicy::builder()
+        .ttl("1h")
+        .tenant_header("x-tenant-id")
+        .build()
+        .expect("a valid policy");
+    let body = Bytes::from(vec![b'a'; 1024]);
+    let stored = cache
+        .serve(&policy, &RouteMatch::default(), request(), |_req| async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("content-type", "text/plain")
+                    .header("cache-control", "public, max-age=3600")
+                    .body(Full::new(body.clone()))
+                    .expect("a valid response"),
+            )
+        })
+        .await;
+    assert!(stored.is_ok());
+    let (parts, ()) = request().into_parts();
+    for _ in 0..n {
+        let hit = cache.serve_now::<Full<Bytes>>(&policy, &parts).expect("every call is a hit");
+        std::hint::black_box(hit);
+    }
+}
