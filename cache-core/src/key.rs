@@ -20,7 +20,7 @@
 //! The URI part (namespace to query) is what [`CacheKey::uri`] returns; every
 //! variant stored for one URI can be invalidated through it.
 
-use std::{collections::BTreeSet, fmt, fmt::Write as _, sync::Arc};
+use std::{collections::BTreeSet, fmt, sync::Arc};
 
 use http::{HeaderMap, HeaderName, request::Parts};
 
@@ -233,7 +233,9 @@ impl KeySpec {
 
     fn write_head(&self, tenant: Option<&[u8]>, out: &mut String) {
         escape_into(self.namespace.as_bytes(), out);
-        let _ = write!(out, ":{}:", self.version);
+        out.push(':');
+        out.push_str(itoa::Buffer::new().format(self.version));
+        out.push(':');
         if let Some(t) = tenant {
             out.push('=');
             escape_into(t, out);
