@@ -181,11 +181,12 @@ where
             return Box::pin(async move { future.await.map(ServiceResponse::map_into_left_body) });
         };
         let policies = &self.middleware.policies;
-        let policy = match policies.by_route() {
-            true => policies.resolve(req.match_pattern().as_deref()),
-            false => policies.resolve(None),
-        };
-        let answer = purger.serve_purge(policy.cloned(), http::Request::from_parts(parts, ()));
+        let pattern = policies.by_route().then(|| req.match_pattern()).flatten();
+        // The policy a `GET` of the URL is cached under.
+        let policy = policies
+            .select(pattern.as_deref(), &http::Method::GET, parts.uri.path())
+            .map(|s| s.policy().clone());
+        let answer = purger.serve_purge(policy, http::Request::from_parts(parts, ()));
         Box::pin(async move {
             let response = actix_response(&answer.await);
             Ok(req.into_response(response).map_into_right_body())

@@ -186,7 +186,12 @@ where
         };
         if is_purge(req.method()) {
             let pattern = (self.layer.route_info.pattern)(req.extensions());
-            let policy = self.layer.policies.resolve(pattern).cloned();
+            // The policy a `GET` of the URL is cached under.
+            let policy = self
+                .layer
+                .policies
+                .select(pattern, &Method::GET, req.uri().path())
+                .map(|s| s.policy().clone());
             return PurgeFuture::answer(Box::pin(purger.serve_purge(policy, req)));
         }
         if self.layer.endpoint.as_deref() == Some(req.uri().path()) {

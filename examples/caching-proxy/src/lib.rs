@@ -180,11 +180,11 @@ impl Proxy {
         }
         let policy = policy(config)?;
         let policies = match &config.cache_table {
-            Some(path) => Policies::from_toml_file(path)?.fallback(policy.clone()),
-            None => Policies::new(policy.clone()),
+            Some(path) => Policies::from_toml_file(path)?.fallback(policy),
+            None => Policies::new(policy),
         };
         let purger = config.purge_token.clone().map(|token| Purger::new(&cache, token));
-        let purge = PurgeLayer::new(purger, policy).endpoint(PURGE_PATH);
+        let purge = PurgeLayer::new(purger, policies.clone()).endpoint(PURGE_PATH);
         let service = purge.layer(CacheLayer::new(&cache, policies).layer(Forward::new(config)));
         let service = MetricsService::new(service);
         Ok(Proxy { service, cache })

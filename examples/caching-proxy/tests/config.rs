@@ -72,6 +72,7 @@ async fn the_table_sets_policies_by_path_and_other_paths_keep_rfc9111() {
         r#"
         [defaults]
         ttl = "10m"
+        namespace = "api"
 
         [[route]]
         path = "/api/products/{id}"
@@ -83,11 +84,19 @@ async fn the_table_sets_policies_by_path_and_other_paths_keep_rfc9111() {
         cache = false
         "#,
     );
-    let mut child = proxy(&["--upstream", &upstream, "--config", table.path(), "--no-metrics"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the proxy binary starts");
+    let mut child = proxy(&[
+        "--upstream",
+        &upstream,
+        "--config",
+        table.path(),
+        "--no-metrics",
+        "--purge-token",
+        "s3cret",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("the proxy binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let _running = Running(child);
     let mut lines = BufReader::new(stdout).lines();
@@ -132,6 +141,17 @@ async fn the_table_sets_policies_by_path_and_other_paths_keep_rfc9111() {
     // --no-metrics: the upstream's own /metrics, not the proxy's.
     assert_eq!(get("/metrics").await.1, "/metrics #8");
     assert_eq!(calls.load(Ordering::SeqCst), 8);
+    // PURGE finds the entry under the table's policy (its own namespace).
+    assert_eq!(get("/api/products/1").await.0, "HIT");
+    let purge = client
+        .request(reqwest::Method::from_bytes(b"PURGE").unwrap(), format!("{base}/api/products/1"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("the proxy answers");
+    assert_eq!(purge.status(), reqwest::StatusCode::OK);
+    assert_eq!(purge.text().await.unwrap(), r#"{"dropped":1}"#);
+    assert_eq!(get("/api/products/1").await, ("MISS".to_owned(), "/api/products/1 #9".to_owned()));
 }
 
 #[test]
