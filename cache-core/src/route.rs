@@ -162,15 +162,6 @@ impl Policies {
         !self.routes.is_empty()
     }
 
-    /// The policy for a request that matched `pattern`, ignoring path
-    /// patterns and rules (see [`Policies::select`]).
-    pub fn resolve(&self, pattern: Option<&str>) -> Option<&CachePolicy> {
-        match pattern.and_then(|p| self.routes.get(p)) {
-            Some(route) => route.as_ref(),
-            None => self.default.as_ref(),
-        }
-    }
-
     /// What applies to a request with `method` and `path` that matched the
     /// framework route `pattern` (when the framework tells), or `None` to
     /// pass it through untouched.
