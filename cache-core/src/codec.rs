@@ -217,19 +217,14 @@ pub fn decode(input: Bytes) -> Result<CachedEntry, CodecError> {
         stale_while_revalidate_ms,
         stale_if_error_ms,
     ] = times;
-    Ok(CachedEntry {
-        status,
-        headers,
-        body,
-        stored_at_ms,
-        initial_age_ms,
-        fresh_for_ms,
-        stale_while_revalidate_ms,
-        stale_if_error_ms,
-        fetch_ms,
-        tags,
-        vary,
-    })
+    let mut entry = CachedEntry::new(status, headers, body, stored_at_ms, fresh_for_ms);
+    entry.initial_age_ms = initial_age_ms;
+    entry.stale_while_revalidate_ms = stale_while_revalidate_ms;
+    entry.stale_if_error_ms = stale_if_error_ms;
+    entry.fetch_ms = fetch_ms;
+    entry.tags = tags;
+    entry.vary = vary;
+    Ok(entry)
 }
 
 fn read_headers(r: &mut Reader) -> Result<HeaderMap, CodecError> {

@@ -3,6 +3,8 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
+use crate::engine::HitHeaders;
+
 /// A response as the cache keeps it.
 ///
 /// Holds what is needed to answer later requests without the origin: the
@@ -42,6 +44,8 @@ pub struct CachedEntry {
     /// the order of the `Vary` header; `None` when the request lacked the
     /// header.
     pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
+    /// The headers the last hits on the entry answered with.
+    pub(crate) hit_headers: HitHeaders,
 }
 
 impl CachedEntry {
@@ -60,6 +64,7 @@ impl CachedEntry {
             fetch_ms: 0,
             tags: Vec::new(),
             vary: Vec::new(),
+            hit_headers: HitHeaders::default(),
         }
     }
 
@@ -130,7 +135,7 @@ impl CachedEntry {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len) + 32)
             .sum();
-        std::mem::size_of::<Self>() + self.body.len() + headers + tags + vary
+        std::mem::size_of::<Self>() + self.body.len() + headers + tags + vary + HitHeaders::weight(&self.headers)
     }
 }
 

@@ -326,14 +326,19 @@ fn is_plain(b: u8) -> bool {
 /// cut at any byte.
 pub(crate) fn escape_into(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in bytes {
-        if is_plain(b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
-        }
+    out.reserve(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // Runs of plain bytes are copied at once: keys are built on every
+        // request, and paths are mostly plain.
+        let plain = rest.iter().position(|&b| !is_plain(b)).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(plain);
+        out.push_str(std::str::from_utf8(run).expect("plain bytes are ASCII"));
+        let Some((&b, tail)) = tail.split_first() else { break };
+        out.push('%');
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xF)]));
+        rest = tail;
     }
 }
 

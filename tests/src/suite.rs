@@ -96,6 +96,19 @@ pub async fn miss_then_hit<A: Adapter>() {
     assert_eq!(header(&second, "etag"), etag);
     assert_eq!(header(&second, "content-type"), "text/plain");
     assert_eq!(second.text().await.unwrap(), "/plain/1 v0");
+
+    // Hits in the same second answer with the same headers; a later one
+    // with its own age.
+    let third = get(&s, "/plain/1").await;
+    assert_eq!(header(&third, "cache-status"), "cache; hit; ttl=53");
+    assert_eq!(header(&third, "age"), "7");
+    s.cache.clock().advance(Duration::from_millis(2500));
+    let fourth = get(&s, "/plain/1").await;
+    assert_eq!(header(&fourth, "x-cache"), "HIT");
+    assert_eq!(header(&fourth, "cache-status"), "cache; hit; ttl=50");
+    assert_eq!(header(&fourth, "age"), "9");
+    assert_eq!(header(&fourth, "etag"), etag);
+    assert_eq!(fourth.text().await.unwrap(), "/plain/1 v0");
     assert_eq!(s.origin.calls("/plain/1"), 1);
 }
 

@@ -1,6 +1,7 @@
 //! The cache engine: lookup, coalescing, storage and responses.
 
 mod fetch;
+mod hit_headers;
 mod lease;
 mod refresh;
 mod respond;
@@ -8,6 +9,7 @@ mod rfc;
 mod serve;
 mod storable;
 
+pub(crate) use hit_headers::HitHeaders;
 pub use refresh::{MAX_REFRESHES, Refresh};
 pub(crate) use serve::uri_tag;
 

@@ -2,7 +2,9 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, request::Parts, response};
 
-use super::{Cache, serve::Exchange};
+use std::sync::Arc;
+
+use super::{Cache, hit_headers::Stamp, serve::Exchange};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{CACHE_STATUS, Fwd, Status, X_CACHE},
@@ -25,7 +27,7 @@ const NOT_MODIFIED_HEADERS: [header::HeaderName; 7] = [
 /// Headers a hit may add to the stored ones: `Age`, `Cache-Status`,
 /// `X-Cache`, `Content-Length` (HEAD), and the downstream `Cache-Control`,
 /// `CDN-Cache-Control`, `Surrogate-Key` and `Cache-Tag`.
-const HIT_HEADERS: usize = 8;
+pub(crate) const HIT_HEADERS: usize = 8;
 
 /// What responses are built for: the request head and the route's policy.
 #[derive(Clone, Copy)]
@@ -44,8 +46,20 @@ impl Exchange<'_> {
 }
 
 impl Cache {
-    pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &CachedEntry, now_ms: u64) -> Response<CacheBody<B>> {
-        self.respond_entry(head, entry, Status::hit(entry.signed_ttl_secs(now_ms)), now_ms)
+    /// A hit: the entry as stored, with the headers of a hit.
+    pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Response<CacheBody<B>> {
+        let ttl = entry.signed_ttl_secs(now_ms);
+        // An entry only this request holds (decoded from a shared store for
+        // it) is answered once: there is no later hit to keep headers for.
+        if head.parts.method == Method::HEAD || Arc::strong_count(entry) == 1 || self.not_modified(head, entry) {
+            return self.respond_entry(head, entry, Status::hit(ttl), now_ms);
+        }
+        let age = entry.age_secs(now_ms);
+        let stamp = Stamp::new(age, ttl, &self.inner.name, head.policy);
+        let headers = entry
+            .hit_headers
+            .get_or_build(&stamp, || self.entry_headers(head, entry, Status::hit(ttl), age));
+        response(entry.status, headers, CacheBody::full(entry.body.clone()))
     }
 
     /// The response for a request that waited on another's fetch.
@@ -56,20 +70,38 @@ impl Cache {
         self.respond_entry(ex.head(), entry, status, self.inner.clock.now_ms())
     }
 
+    /// Whether the request's conditionals let the entry be answered with
+    /// `304 Not Modified`.
+    fn not_modified(&self, head: Head<'_>, entry: &CachedEntry) -> bool {
+        entry.status == StatusCode::OK && conditional::not_modified(&head.parts.headers, &entry.headers)
+    }
+
     /// Answers from an entry: `304` when the request's conditionals allow,
     /// no body for `HEAD`.
     pub(crate) fn respond_entry<B>(&self, head: Head<'_>, entry: &CachedEntry, status: Status, now_ms: u64) -> Response<CacheBody<B>> {
         let age = entry.age_secs(now_ms);
-        if entry.status == StatusCode::OK && conditional::not_modified(&head.parts.headers, &entry.headers) {
-            let mut headers = HeaderMap::with_capacity(NOT_MODIFIED_HEADERS.len() + 3);
+        if self.not_modified(head, entry) {
+            let mut headers = HeaderMap::with_capacity(NOT_MODIFIED_HEADERS.len() + HIT_HEADERS);
             for name in NOT_MODIFIED_HEADERS {
                 for value in entry.headers.get_all(&name) {
                     headers.append(name.clone(), value.clone());
                 }
             }
-            downstream_headers(head.policy, &mut headers, &entry.tags);
-            return self.finish(head, StatusCode::NOT_MODIFIED, headers, CacheBody::empty(), status, age);
+            self.add_hit_headers(head, &mut headers, &entry.tags, status, age);
+            return response(StatusCode::NOT_MODIFIED, headers, CacheBody::empty());
         }
+        let mut headers = self.entry_headers(head, entry, status, age);
+        if head.parts.method != Method::HEAD {
+            return response(entry.status, headers, CacheBody::full(entry.body.clone()));
+        }
+        if entry.status != StatusCode::NO_CONTENT {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
+        }
+        response(entry.status, headers, CacheBody::empty())
+    }
+
+    /// The stored headers and those an answer from the entry adds.
+    fn entry_headers(&self, head: Head<'_>, entry: &CachedEntry, status: Status, age: u64) -> HeaderMap {
         // Room for the stored headers and those the hit adds: growing a
         // clone of the stored map would reallocate twice per hit
         // (`bench/src/bin/hit-instructions.rs` measures it).
@@ -77,16 +109,19 @@ impl Cache {
         for (name, value) in &entry.headers {
             headers.append(name.clone(), value.clone());
         }
-        let body = if head.parts.method == Method::HEAD {
-            if entry.status != StatusCode::NO_CONTENT {
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
-            }
-            CacheBody::empty()
-        } else {
-            CacheBody::full(entry.body.clone())
-        };
-        downstream_headers(head.policy, &mut headers, &entry.tags);
-        self.finish(head, entry.status, headers, body, status, age)
+        self.add_hit_headers(head, &mut headers, &entry.tags, status, age);
+        headers
+    }
+
+    /// `Age`, the policy's downstream headers, `Cache-Status` and
+    /// `X-Cache`.
+    fn add_hit_headers(&self, head: Head<'_>, headers: &mut HeaderMap, tags: &[String], status: Status, age: u64) {
+        downstream_headers(head.policy, headers, tags);
+        headers.insert(header::AGE, HeaderValue::from(age));
+        if let Some(cc) = &head.policy.downstream_cache_control {
+            headers.insert(header::CACHE_CONTROL, cc.clone());
+        }
+        decorate(headers, &self.inner.name, status);
     }
 
     /// A response from the origin that was not stored.
@@ -129,27 +164,13 @@ impl Cache {
         decorate(&mut parts.headers, &self.inner.name, status);
         Response::from_parts(parts, CacheBody::stream(body))
     }
+}
 
-    fn finish<B>(
-        &self,
-        head: Head<'_>,
-        code: StatusCode,
-        mut headers: HeaderMap,
-        body: CacheBody<B>,
-        status: Status,
-        age: u64,
-    ) -> Response<CacheBody<B>> {
-        headers.insert(header::AGE, HeaderValue::from(age));
-        if let Some(cc) = &head.policy.downstream_cache_control {
-            headers.insert(header::CACHE_CONTROL, cc.clone());
-        }
-
-        decorate(&mut headers, &self.inner.name, status);
-        let mut response = Response::new(body);
-        *response.status_mut() = code;
-        *response.headers_mut() = headers;
-        response
-    }
+fn response<B>(code: StatusCode, headers: HeaderMap, body: CacheBody<B>) -> Response<CacheBody<B>> {
+    let mut response = Response::new(body);
+    *response.status_mut() = code;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Adds the headers the key depends on to `Vary`, unless already listed.

@@ -19,7 +19,7 @@ use crate::{
     cache_status::{Fwd, Status},
     coalesce::{self, Joined, Waited},
     error::BoxError,
-    key::CacheKey,
+    key::{CacheKey, TenantSource},
     metrics::{KeyHash, Outcome},
     policy::PolicyInner,
 };
@@ -76,16 +76,31 @@ fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
     if *m != Method::GET && *m != Method::HEAD {
         return Class::Pass(Fwd::Method);
     }
-    let h = &parts.headers;
-    let conditional_or_range = [header::RANGE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE, header::IF_RANGE];
-    if conditional_or_range.iter().any(|name| h.contains_key(name)) {
-        return Class::Pass(Fwd::Bypass);
+    // One pass over the request's headers (a handful) rather than a lookup
+    // per header of interest: this runs on every request.
+    let tenant = match &policy.key.tenant {
+        Some(TenantSource::Header(name)) => Some(name),
+        _ => None,
+    };
+    let mut tenant_seen = false;
+    let mut authorization = false;
+    for name in parts.headers.iter().map(|(name, _)| name) {
+        if *name == header::RANGE || *name == header::IF_MATCH || *name == header::IF_UNMODIFIED_SINCE || *name == header::IF_RANGE {
+            return Class::Pass(Fwd::Bypass);
+        }
+        if *name == header::AUTHORIZATION {
+            authorization = true;
+        }
+        if tenant == Some(name) {
+            if tenant_seen {
+                // A repeated tenant header: which value would the
+                // application read? Do not guess.
+                return Class::Pass(Fwd::Bypass);
+            }
+            tenant_seen = true;
+        }
     }
-    if policy.key.has_repeated_tenant_header(h) {
-        // Which value would the application read? Do not guess.
-        return Class::Pass(Fwd::Bypass);
-    }
-    if h.contains_key(header::AUTHORIZATION) && !policy.key.by_principal {
+    if authorization && !policy.key.by_principal {
         return Class::StoreOnly;
     }
     Class::Cacheable

@@ -1,0 +1,167 @@
+//! The headers of hits on one entry, built once per second rather than once
+//! per hit.
+//!
+//! A hit answers with the stored headers plus `Age`, `Cache-Status`,
+//! `X-Cache` and the policy's downstream headers. All of them are the same
+//! for every hit on the entry within one second of age (for one cache name
+//! and the same downstream headers), so the entry keeps the last map it was
+//! answered with and later hits clone it: a clone copies the map's buckets
+//! and bumps the values' reference counts, where building it hashes every
+//! name and formats `Age` and `Cache-Status` again.
+
+use std::sync::RwLock;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::policy::PolicyInner;
+
+/// What a memoized map was built for: when any of it differs, the map is
+/// built again.
+#[derive(PartialEq)]
+pub(crate) struct Stamp<'a> {
+    pub(crate) age: u64,
+    pub(crate) ttl: i64,
+    pub(crate) name: &'a str,
+    pub(crate) cache_control: Option<&'a HeaderValue>,
+    pub(crate) cdn_cache_control: Option<&'a HeaderValue>,
+    pub(crate) tag_headers: &'a [HeaderName],
+}
+
+impl<'a> Stamp<'a> {
+    pub(crate) fn new(age: u64, ttl: i64, name: &'a str, policy: &'a PolicyInner) -> Self {
+        Stamp {
+            age,
+            ttl,
+            name,
+            cache_control: policy.downstream_cache_control.as_ref(),
+            cdn_cache_control: policy.downstream_cdn_cache_control.as_ref(),
+            tag_headers: &policy.tag_headers,
+        }
+    }
+
+    fn to_owned(&self) -> OwnedStamp {
+        OwnedStamp {
+            age: self.age,
+            ttl: self.ttl,
+            name: self.name.into(),
+            cache_control: self.cache_control.cloned(),
+            cdn_cache_control: self.cdn_cache_control.cloned(),
+            tag_headers: self.tag_headers.into(),
+        }
+    }
+}
+
+struct OwnedStamp {
+    age: u64,
+    ttl: i64,
+    name: Box<str>,
+    cache_control: Option<HeaderValue>,
+    cdn_cache_control: Option<HeaderValue>,
+    tag_headers: Box<[HeaderName]>,
+}
+
+impl OwnedStamp {
+    fn matches(&self, stamp: &Stamp<'_>) -> bool {
+        self.age == stamp.age
+            && self.ttl == stamp.ttl
+            && *self.name == *stamp.name
+            && self.cache_control.as_ref() == stamp.cache_control
+            && self.cdn_cache_control.as_ref() == stamp.cdn_cache_control
+            && *self.tag_headers == *stamp.tag_headers
+    }
+}
+
+/// The last hit headers of an entry. Clones of an entry start without
+/// (their headers may be changed); entries compare equal whatever it holds.
+#[derive(Default)]
+pub(crate) struct HitHeaders(RwLock<Option<(OwnedStamp, HeaderMap)>>);
+
+impl HitHeaders {
+    /// The headers for `stamp`: the memoized map when it was built for the
+    /// same stamp, else `build()`, kept for the next hits.
+    pub(crate) fn get_or_build(&self, stamp: &Stamp<'_>, build: impl FnOnce() -> HeaderMap) -> HeaderMap {
+        if let Ok(memo) = self.0.read()
+            && let Some((built_for, headers)) = memo.as_ref()
+            && built_for.matches(stamp)
+        {
+            return headers.clone();
+        }
+        let headers = build();
+        // Another hit may be writing the same map: never wait for it.
+        if let Ok(mut memo) = self.0.try_write() {
+            *memo = Some((stamp.to_owned(), headers.clone()));
+        }
+        headers
+    }
+
+    /// Memory the memo can hold: one more map of the entry's headers and
+    /// those a hit adds (values are shared with the entry's).
+    pub(crate) fn weight(headers: &HeaderMap) -> usize {
+        (headers.len() + super::respond::HIT_HEADERS) * 128 + 64
+    }
+}
+
+impl Clone for HitHeaders {
+    fn clone(&self) -> Self {
+        HitHeaders::default()
+    }
+}
+
+impl PartialEq for HitHeaders {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for HitHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HitHeaders")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CachePolicy;
+
+    fn map(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-built", HeaderValue::from_static(value));
+        headers
+    }
+
+    #[test]
+    fn builds_again_when_any_part_of_the_stamp_changes() {
+        let plain = CachePolicy::builder().build().unwrap();
+        let downstream = CachePolicy::builder()
+            .downstream_cache_control("public, max-age=60")
+            .build()
+            .unwrap();
+        let memo = HitHeaders::default();
+        let first = Stamp::new(1, 59, "cache", plain.inner());
+        assert_eq!(memo.get_or_build(&first, || map("first"))["x-built"], "first");
+        assert_eq!(memo.get_or_build(&first, || map("again"))["x-built"], "first");
+        for (i, stamp) in [
+            Stamp::new(2, 59, "cache", plain.inner()),
+            Stamp::new(1, 58, "cache", plain.inner()),
+            Stamp::new(1, 59, "other", plain.inner()),
+            Stamp::new(1, 59, "cache", downstream.inner()),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let memo = HitHeaders::default();
+            memo.get_or_build(&first, || map("first"));
+            assert_eq!(memo.get_or_build(stamp, || map("rebuilt"))["x-built"], "rebuilt", "stamp {i}");
+        }
+    }
+
+    #[test]
+    fn clones_start_empty() {
+        let plain = CachePolicy::builder().build().unwrap();
+        let stamp = Stamp::new(1, 59, "cache", plain.inner());
+        let memo = HitHeaders::default();
+        memo.get_or_build(&stamp, || map("first"));
+        assert_eq!(memo.clone().get_or_build(&stamp, || map("rebuilt"))["x-built"], "rebuilt");
+    }
+}
