@@ -19,11 +19,11 @@ pub fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
         let etag = response.get(header::ETAG).and_then(|v| opaque_tag(v.as_bytes()));
         return inm.iter().any(|v| none_match_fails(v, etag));
     }
-    match (request.get(header::IF_MODIFIED_SINCE), response.get(header::LAST_MODIFIED)) {
-        (Some(since), Some(modified)) => match (http_date(since), http_date(modified)) {
-            (Some(since), Some(modified)) => modified <= since,
-            _ => false,
-        },
+    let Some(since) = request.get(header::IF_MODIFIED_SINCE) else {
+        return false;
+    };
+    match (response.get(header::LAST_MODIFIED).and_then(http_date), http_date(since)) {
+        (Some(modified), Some(since)) => modified <= since,
         _ => false,
     }
 }

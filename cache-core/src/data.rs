@@ -120,7 +120,7 @@ use crate::{
     clock::duration_ms,
     coalesce::{self, Joined, Leader, Outcome, Waited},
     error::{ConfigError, StoreError},
-    key::{bounded, escape_into},
+    key::{bounded, escape_str_into},
     policy::DEFAULT_COALESCE_TIMEOUT,
 };
 
@@ -188,7 +188,7 @@ impl DataPolicy {
     pub fn key(&self, key: &str) -> String {
         let mut out = String::with_capacity(self.prefix.len() + key.len());
         out.push_str(&self.prefix);
-        escape_into(key.as_bytes(), &mut out);
+        escape_str_into(key, &mut out);
         bounded(out)
     }
 
@@ -293,7 +293,7 @@ impl DataPolicyBuilder {
             return Err(ConfigError::invalid("namespace", "must not be empty"));
         }
         let mut prefix = DATA_KEY_HEAD.to_owned();
-        escape_into(self.namespace.as_bytes(), &mut prefix);
+        escape_str_into(&self.namespace, &mut prefix);
         if prefix.len() - DATA_KEY_HEAD.len() > MAX_NAMESPACE_LEN {
             return Err(ConfigError::invalid("namespace", "must be at most 100 bytes once escaped"));
         }

@@ -110,18 +110,23 @@ pub struct KeySpec {
     pub(crate) by_principal: bool,
     pub(crate) query: QueryFilter,
     pub(crate) vary: Vec<HeaderName>,
+    /// `namespace:version:`, escaped: the start of every key, written once.
+    head: String,
 }
 
 impl Default for KeySpec {
     fn default() -> Self {
-        KeySpec {
-            namespace: "http".to_owned(),
-            version: 1,
+        let mut spec = KeySpec {
+            namespace: String::new(),
+            version: 0,
             tenant: None,
             by_principal: false,
             query: QueryFilter::All,
             vary: Vec::new(),
-        }
+            head: String::new(),
+        };
+        spec.set_namespace("http".to_owned(), 1);
+        spec
     }
 }
 
@@ -227,15 +232,24 @@ impl KeySpec {
     pub fn prefix(&self, tenant: Option<&str>, path_prefix: &str) -> String {
         let mut out = String::new();
         self.write_head(tenant.map(str::as_bytes), &mut out);
-        escape_into(path_prefix.as_bytes(), &mut out);
+        escape_str_into(path_prefix, &mut out);
         out
     }
 
+    /// Sets the namespace and the key version.
+    pub(crate) fn set_namespace(&mut self, namespace: String, version: u32) {
+        let mut head = String::with_capacity(namespace.len() + 12);
+        escape_str_into(&namespace, &mut head);
+        head.push(':');
+        head.push_str(itoa::Buffer::new().format(version));
+        head.push(':');
+        self.namespace = namespace;
+        self.version = version;
+        self.head = head;
+    }
+
     fn write_head(&self, tenant: Option<&[u8]>, out: &mut String) {
-        escape_into(self.namespace.as_bytes(), out);
-        out.push(':');
-        out.push_str(itoa::Buffer::new().format(self.version));
-        out.push(':');
+        out.push_str(&self.head);
         if let Some(t) = tenant {
             out.push('=');
             escape_into(t, out);
@@ -251,7 +265,7 @@ impl KeySpec {
             }
             _ => self.write_head(self.tenant(parts).as_deref().map(str::as_bytes), out),
         }
-        escape_into(parts.uri.path().as_bytes(), out);
+        escape_str_into(parts.uri.path(), out);
         out.push('?');
         if let Some(query) = parts.uri.query() {
             self.write_query(query, out);
@@ -270,9 +284,9 @@ impl KeySpec {
             if i > 0 {
                 out.push('&');
             }
-            escape_into(name.as_bytes(), out);
+            escape_str_into(name, out);
             out.push('=');
-            escape_into(value.as_bytes(), out);
+            escape_str_into(value, out);
         }
     }
 
@@ -325,20 +339,42 @@ fn is_plain(b: u8) -> bool {
 /// Percent-escapes `bytes` into `out`. The output is ASCII, so a key can be
 /// cut at any byte.
 pub(crate) fn escape_into(bytes: &[u8], out: &mut String) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => escape_str_into(text, out),
+        Err(_) => {
+            for &b in bytes {
+                push_byte(b, out);
+            }
+        }
+    }
+}
+
+/// [`escape_into`] for text: runs of plain bytes are copied at once (keys
+/// are built on every request, and paths are mostly plain).
+pub(crate) fn escape_str_into(text: &str, out: &mut String) {
+    out.reserve(text.len());
+    let mut run = 0;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if is_plain(b) {
+            continue;
+        }
+        // A run of plain bytes is ASCII, so it starts and ends on character
+        // boundaries.
+        out.push_str(text.get(run..i).unwrap_or_default());
+        push_byte(b, out);
+        run = i + 1;
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+}
+
+fn push_byte(b: u8, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.reserve(bytes.len());
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // Runs of plain bytes are copied at once: keys are built on every
-        // request, and paths are mostly plain.
-        let plain = rest.iter().position(|&b| !is_plain(b)).unwrap_or(rest.len());
-        let (run, tail) = rest.split_at(plain);
-        out.push_str(std::str::from_utf8(run).expect("plain bytes are ASCII"));
-        let Some((&b, tail)) = tail.split_first() else { break };
+    if is_plain(b) {
+        out.push(char::from(b));
+    } else {
         out.push('%');
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xF)]));
-        rest = tail;
     }
 }
 

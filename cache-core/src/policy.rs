@@ -359,14 +359,16 @@ impl CachePolicyBuilder {
     /// The first key component, separating applications or route groups
     /// that share a store. Default: `http`.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
-        self.inner.key.namespace = namespace.into();
+        let version = self.inner.key.version;
+        self.inner.key.set_namespace(namespace.into(), version);
         self
     }
 
     /// A version in every key; bump it to orphan every entry of the policy
     /// at once. Default: 1.
     pub fn key_version(mut self, version: u32) -> Self {
-        self.inner.key.version = version;
+        let namespace = std::mem::take(&mut self.inner.key.namespace);
+        self.inner.key.set_namespace(namespace, version);
         self
     }
 

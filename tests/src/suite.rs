@@ -284,6 +284,28 @@ pub async fn head_is_served_from_get<A: Adapter>() {
     assert_eq!(header(&head, "content-length"), "11");
     assert!(head.bytes().await.unwrap().is_empty());
     assert_eq!(s.origin.calls("/plain/5"), 1);
+    // On the wire: one Content-Length, whichever of the engine and the
+    // framework gives it.
+    for method in ["GET", "HEAD"] {
+        let head = raw_head(&s, method, "/plain/5").await;
+        assert!(head.contains("\r\nx-cache: hit\r\n"), "{head}");
+        let lengths: Vec<&str> = head.lines().filter(|l| l.starts_with("content-length:")).collect();
+        assert_eq!(lengths.len(), 1, "{method}: {head}");
+        assert!(lengths[0].ends_with(" 11"), "{method}: {head}");
+    }
+}
+
+/// The response head of one request sent over a fresh connection.
+async fn raw_head(s: &Server, method: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = s.base.strip_prefix("http://").expect("an http base URL");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.expect("the app listens");
+    let request = format!("{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("the request is sent");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("a response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    response.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase()
 }
 
 /// `Set-Cookie`, `private` and `no-store` responses are never stored.

@@ -25,7 +25,7 @@ const NOT_MODIFIED_HEADERS: [header::HeaderName; 7] = [
 ];
 
 /// Headers a hit may add to the stored ones: `Age`, `Cache-Status`,
-/// `X-Cache`, `Content-Length` (HEAD), and the downstream `Cache-Control`,
+/// `X-Cache`, `Content-Length`, and the downstream `Cache-Control`,
 /// `CDN-Cache-Control`, `Surrogate-Key` and `Cache-Tag`.
 pub(crate) const HIT_HEADERS: usize = 8;
 
@@ -90,14 +90,13 @@ impl Cache {
             self.add_hit_headers(head, &mut headers, &entry.tags, status, age);
             return response(StatusCode::NOT_MODIFIED, headers, CacheBody::empty());
         }
-        let mut headers = self.entry_headers(head, entry, status, age);
-        if head.parts.method != Method::HEAD {
-            return response(entry.status, headers, CacheBody::full(entry.body.clone()));
-        }
-        if entry.status != StatusCode::NO_CONTENT {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
-        }
-        response(entry.status, headers, CacheBody::empty())
+        let headers = self.entry_headers(head, entry, status, age);
+        let body = if head.parts.method == Method::HEAD {
+            CacheBody::empty()
+        } else {
+            CacheBody::full(entry.body.clone())
+        };
+        response(entry.status, headers, body)
     }
 
     /// The stored headers and those an answer from the entry adds.
@@ -108,6 +107,11 @@ impl Cache {
         let mut headers = HeaderMap::with_capacity(entry.headers.len() + HIT_HEADERS);
         for (name, value) in &entry.headers {
             headers.append(name.clone(), value.clone());
+        }
+        // The body's length, for `HEAD` too; given here, the framework does
+        // not grow the map to add it.
+        if entry.status != StatusCode::NO_CONTENT {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(entry.body.len()));
         }
         self.add_hit_headers(head, &mut headers, &entry.tags, status, age);
         headers
