@@ -5,6 +5,7 @@
 //!
 //! ```sh
 //! cargo run --release --manifest-path bench/Cargo.toml -- hit stampede --duration 10s
+//! cargo run --release --manifest-path bench/Cargo.toml -- redis --rounds 3 --duration 10s
 //! cargo run --release --manifest-path bench/Cargo.toml -- all
 //! cargo run --release --manifest-path bench/Cargo.toml -- --help
 //! ```
@@ -17,6 +18,7 @@ mod http;
 mod inproc;
 mod plot;
 mod procs;
+mod redis;
 mod report;
 mod stampede;
 mod wrk;
@@ -85,6 +87,10 @@ struct Args {
     /// Only rewrite results.md and the plots from results.json.
     #[arg(long)]
     report_only: bool,
+    /// Internal: be the raw GET client of the redis workload against the
+    /// Redis server at this address for `--duration`, and exit.
+    #[arg(long, hide = true, value_name = "ADDR")]
+    raw_get: Option<std::net::SocketAddr>,
 }
 
 /// A workload.
@@ -98,6 +104,10 @@ enum Workload {
     Sizes,
     /// A Zipf mix over 100,000 keys, 1 KiB bodies.
     Zipf,
+    /// Hit latency at one connection, one request at a time, of moka,
+    /// redis and tiered (1 KiB body), against a raw Redis GET of a value as
+    /// large as the entry the redis contender stores.
+    Redis,
     /// In process: hit latency with 10^3 .. 10^6 entries held, then the
     /// invalidation of one tag of 100 entries among them.
     Growth,
@@ -107,6 +117,9 @@ enum Workload {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(addr) = args.raw_get {
+        return redis::raw_get_client(addr, &args.duration);
+    }
     std::fs::create_dir_all(&args.out)?;
     let json = args.out.join("results.json");
     let mut results = Results::load(&json);
@@ -117,13 +130,21 @@ fn main() -> anyhow::Result<()> {
         };
         let mut workloads = args.workloads.clone();
         if workloads.contains(&Workload::All) {
-            workloads = vec![Workload::Hit, Workload::Stampede, Workload::Sizes, Workload::Zipf, Workload::Growth];
+            workloads = vec![
+                Workload::Hit,
+                Workload::Stampede,
+                Workload::Sizes,
+                Workload::Zipf,
+                Workload::Redis,
+                Workload::Growth,
+            ];
         }
         let mut env = Env::new()?;
-        results.machine = machine();
         let command = command_line();
         for workload in workloads {
             run(&args, &mut env, workload, &contenders, &command, &mut results)?;
+            // Read after the workload installed what it needed.
+            results.machine = machine();
             results.save(&json)?;
         }
     }
@@ -147,6 +168,7 @@ fn run(
         Workload::Sizes => ("sizes", load(args, env, contenders, &SIZES, false)?),
         Workload::Zipf => ("zipf", load(args, env, contenders, &[(1024, "1 KiB")], true)?),
         Workload::Stampede => ("stampede", stampede(args, env, contenders)?),
+        Workload::Redis => ("redis", redis::workload(args, env, contenders)?),
         Workload::Growth => {
             let bar = spinner("growth");
             let (growth, tags) = inproc::growth_and_tags(args.growth_max, args.tags, &|m| bar.set_message(m.to_owned()))?;
@@ -207,7 +229,7 @@ fn load(args: &Args, env: &mut Env, contenders: &[Contender], sizes: &[(usize, &
             let mut this_round = Vec::new();
             for &contender in contenders {
                 bar.set_message(format!("{variant} round {} {contender}", round + 1));
-                this_round.push((contender, measure(args, env, contender, &paths)));
+                this_round.push((contender, measure(args, env, contender, &paths, args.connections)));
                 bar.inc(1);
             }
             rounds.push(this_round);
@@ -217,41 +239,45 @@ fn load(args: &Args, env: &mut Env, contenders: &[Contender], sizes: &[(usize, &
                 .iter()
                 .flat_map(|r| r.iter().filter(|(c, _)| *c == contender).map(|(_, m)| m))
                 .collect();
-            records.push(median_record(contender, variant, &outcomes));
+            records.push(median_record(&contender.to_string(), variant, &outcomes));
         }
     }
     bar.finish_and_clear();
     Ok(records)
 }
 
+/// One measurement: what the load generator saw and, for a contender,
+/// its origin calls and peak RSS.
 #[derive(Debug)]
 struct Measured {
     summary: Summary,
-    origin_calls: u64,
-    peak_rss_mib: f64,
+    origin_calls: Option<u64>,
+    peak_rss_mib: Option<f64>,
 }
 
-fn measure(args: &Args, env: &mut Env, contender: Contender, paths: &Paths) -> anyhow::Result<Measured> {
+/// Starts `contender`, warms it up and measures it with wrk at `connections`.
+fn measure(args: &Args, env: &mut Env, contender: Contender, paths: &Paths, connections: u32) -> anyhow::Result<Measured> {
     let server: Server = env.start(contender, 0)?;
-    wrk::run(env, server.addr, paths, args.connections, &args.warmup)?;
+    wrk::run(env, server.addr, paths, connections, &args.warmup)?;
     let before = http::calls(server.calls_addr)?;
-    let summary = wrk::run(env, server.addr, paths, args.connections, &args.duration)?;
+    let summary = wrk::run(env, server.addr, paths, connections, &args.duration)?;
     let origin_calls = http::calls(server.calls_addr)? - before;
     let peak_rss_mib = server.peak_rss_kib() as f64 / 1024.0;
     server.stop();
     Ok(Measured {
         summary,
-        origin_calls,
-        peak_rss_mib,
+        origin_calls: Some(origin_calls),
+        peak_rss_mib: Some(peak_rss_mib),
     })
 }
 
-fn median_record(contender: Contender, variant: &str, outcomes: &[&anyhow::Result<Measured>]) -> Record {
+/// The record of the median round (by requests/s) of `contender`.
+fn median_record(contender: &str, variant: &str, outcomes: &[&anyhow::Result<Measured>]) -> Record {
     let mut ok: Vec<&Measured> = outcomes.iter().filter_map(|m| m.as_ref().ok()).collect();
     let mut record = Record {
         workload: String::new(),
         variant: variant.to_owned(),
-        contender: contender.to_string(),
+        contender: contender.to_owned(),
         ..Record::default()
     };
     if ok.is_empty() {
@@ -269,8 +295,8 @@ fn median_record(contender: Contender, variant: &str, outcomes: &[&anyhow::Resul
     record.p50_us = Some(median.summary.p50_us);
     record.p99_us = Some(median.summary.p99_us);
     record.p999_us = Some(median.summary.p999_us);
-    record.origin_calls = Some(median.origin_calls);
-    record.peak_rss_mib = Some(ok.iter().map(|m| m.peak_rss_mib).fold(0.0, f64::max));
+    record.origin_calls = median.origin_calls;
+    record.peak_rss_mib = ok.iter().filter_map(|m| m.peak_rss_mib).reduce(f64::max);
     record.errors = median.summary.errors;
     record.note = format!("median of {} rounds", ok.len());
     record

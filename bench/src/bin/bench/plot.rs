@@ -86,6 +86,14 @@ pub(crate) fn all(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> 
         &|r| r.rps,
     )?;
     bar_plot(
+        "redis",
+        None,
+        "redis.png",
+        "Hit p50 at one connection against a raw Redis GET",
+        "p50 (µs)",
+        &|r| r.p50_us,
+    )?;
+    bar_plot(
         "stampede",
         None,
         "stampede.png",

@@ -93,6 +93,7 @@ impl Env {
     pub(crate) fn new() -> anyhow::Result<Env> {
         let exe = std::env::current_exe()?;
         let bin_dir = exe.parent().context("the harness binary's directory")?.to_path_buf();
+        build_contenders(&bin_dir)?;
         let work = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -125,7 +126,7 @@ impl Env {
     /// The Redis server's URL, starting it the first time.
     pub(crate) fn redis_url(&mut self) -> anyhow::Result<String> {
         if self.redis.is_none() {
-            anyhow::ensure!(which("redis-server"), "redis-server is missing: apt-get install redis-server");
+            ensure_installed("redis-server", "redis-server")?;
             let port = free_port()?;
             let mut command = self.command(SERVER_CORE, "redis-server");
             command.args([
@@ -146,6 +147,12 @@ impl Env {
         }
         let addr = self.redis.as_ref().map(|r| r.addr).context("redis started")?;
         Ok(format!("redis://{addr}"))
+    }
+
+    /// The Redis server's address, starting it the first time.
+    pub(crate) fn redis_addr(&mut self) -> anyhow::Result<SocketAddr> {
+        self.redis_url()?;
+        self.redis.as_ref().map(|r| r.addr).context("redis started")
     }
 
     /// Starts `contender` (and the origin behind it, for the proxies),
@@ -179,7 +186,7 @@ impl Env {
             let url = self.redis_url()?;
             let addr = self.redis.as_ref().map(|r| r.addr).context("redis started")?;
             redis_command(addr, &["FLUSHALL"])?;
-            command.args(["--redis", &url, "--redis-prefix", &format!("bench{port}:")]);
+            command.args(["--redis", &url, "--redis-prefix", &redis_prefix(port)]);
         }
         let child = self.spawn(command, &format!("{contender}-{port}.log"))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -419,7 +426,12 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
+/// The key prefix in Redis of the contender listening on `port`.
+pub(crate) fn redis_prefix(port: u16) -> String {
+    format!("bench{port}:")
+}
+
+pub(crate) fn wait_until(timeout: Duration, mut ready: impl FnMut() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if ready() {
@@ -444,6 +456,27 @@ pub(crate) fn redis_command(addr: SocketAddr, args: &[&str]) -> anyhow::Result<V
     reply.truncate(n);
     anyhow::ensure!(!reply.starts_with(b"-"), "redis: {}", String::from_utf8_lossy(&reply));
     Ok(reply)
+}
+
+/// Builds the contender binaries next to the harness's own, with its
+/// profile: `cargo run` builds only the harness, and a contender built from
+/// older sources would measure the wrong code.
+fn build_contenders(bin_dir: &Path) -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "--quiet",
+        "--bins",
+        "--manifest-path",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+    ]);
+    if bin_dir.ends_with("release") {
+        command.arg("--release");
+    }
+    let status = command.status().context("running cargo build for the contenders")?;
+    anyhow::ensure!(status.success(), "building the contenders failed: {command:?}");
+    Ok(())
 }
 
 pub(crate) fn which(program: &str) -> bool {

@@ -73,12 +73,16 @@ impl Results {
             match workload {
                 "growth" | "tags" => self.latency_table(&mut out, workload),
                 "stampede" => self.stampede_table(&mut out),
+                "redis" => self.redis_table(&mut out),
                 _ => self.load_table(&mut out, workload),
             }
         }
-        let _ = writeln!(out, "## Targets\n");
-        for line in self.targets() {
-            let _ = writeln!(out, "- {line}");
+        let targets = self.targets();
+        if !targets.is_empty() {
+            let _ = writeln!(out, "## Targets\n");
+            for line in targets {
+                let _ = writeln!(out, "- {line}");
+            }
         }
         out
     }
@@ -128,6 +132,46 @@ impl Results {
                 opt(r.p50_us.map(|v| v / 1e3), 1),
                 opt(r.p99_us.map(|v| v / 1e3), 1),
                 opt(r.p999_us.map(|v| v / 1e3), 1),
+                r.errors,
+                r.note
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    /// Hit latency at one connection against the raw Redis GET.
+    fn redis_table(&self, out: &mut String) {
+        let raw = self.of("redis").find(|r| r.contender == crate::redis::RAW_GET);
+        if let Some(raw) = raw {
+            let _ = writeln!(
+                out,
+                "One connection, one request at a time: the contenders by `wrk -t1 -c1` on the 1 KiB hot key, `{}` by the \
+                 harness's own RESP client reading a {} (as large as the entry the redis contender stores for that key) from \
+                 the same redis-server, no HTTP; × GET is each p50 over the raw GET's p50.\n",
+                raw.contender, raw.variant
+            );
+        }
+        let raw_p50 = raw.and_then(|r| r.p50_us).filter(|p| *p > 0.0);
+        let _ = writeln!(
+            out,
+            "| variant | contender | p50 (µs) | × GET | p99 (µs) | p99.9 (µs) | requests/s | origin calls | errors | note |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        for r in self.of("redis") {
+            let ratio = match (r.p50_us, raw_p50) {
+                (Some(p50), Some(raw)) => format!("{:.2}", p50 / raw),
+                _ => "-".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |",
+                r.variant,
+                r.contender,
+                opt(r.p50_us, 1),
+                opt(r.p99_us, 1),
+                opt(r.p999_us, 1),
+                opt(r.rps, 0),
+                r.origin_calls.map_or("-".to_owned(), |c| c.to_string()),
                 r.errors,
                 r.note
             );
@@ -217,7 +261,7 @@ impl Results {
 }
 
 /// The order of the report's sections.
-const ORDER: [&str; 6] = ["hit", "sizes", "zipf", "stampede", "growth", "tags"];
+const ORDER: [&str; 7] = ["hit", "sizes", "zipf", "redis", "stampede", "growth", "tags"];
 
 pub(crate) const PEERS: [&str; 4] = ["tower-http-cache", "hitbox-tower", "axum-response-cache", "http-cache-tower-server"];
 

@@ -102,10 +102,15 @@ fn run_script(env: &Env, addr: SocketAddr, script: &Path, connections: u32, dura
         .arg(script)
         .arg(format!("http://{addr}"));
     let output = command.output().context("running wrk")?;
+    summary(&output, "wrk")
+}
+
+/// The summary a load generator printed as a `BENCHJSON {...}` line.
+pub(crate) fn summary(output: &std::process::Output, what: &str) -> anyhow::Result<Summary> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let json = stdout
         .lines()
         .find_map(|line| line.strip_prefix("BENCHJSON "))
-        .with_context(|| format!("no summary from wrk: {stdout}{}", String::from_utf8_lossy(&output.stderr)))?;
+        .with_context(|| format!("no summary from {what}: {stdout}{}", String::from_utf8_lossy(&output.stderr)))?;
     Ok(serde_json::from_str(json)?)
 }
