@@ -17,7 +17,6 @@ use crate::policy::PolicyInner;
 
 /// What a memoized map was built for: when any of it differs, the map is
 /// built again.
-#[derive(PartialEq)]
 pub(crate) struct Stamp<'a> {
     pub(crate) age: u64,
     pub(crate) ttl: i64,

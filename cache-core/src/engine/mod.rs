@@ -1,5 +1,6 @@
 //! The cache engine: lookup, coalescing, storage and responses.
 
+mod classify;
 mod fetch;
 mod hit_headers;
 mod lease;

@@ -1,0 +1,56 @@
+//! How the engine treats a request before any lookup.
+
+use http::{Method, header, request::Parts};
+
+use crate::{cache_status::Fwd, key::TenantSource, policy::PolicyInner};
+
+/// How the engine treats a request, before any lookup.
+pub(crate) enum Class {
+    /// `GET`/`HEAD` served through the cache.
+    Cacheable,
+    /// `GET`/`HEAD` the cache may store a response for but must not answer
+    /// from storage (`Authorization` without per-principal keys).
+    StoreOnly,
+    /// Passed to the origin untouched.
+    Pass(Fwd),
+    /// An unsafe method: passed on, then invalidates on success.
+    Unsafe,
+}
+
+pub(crate) fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
+    let m = &parts.method;
+    if *m == Method::POST || *m == Method::PUT || *m == Method::PATCH || *m == Method::DELETE {
+        return Class::Unsafe;
+    }
+    if *m != Method::GET && *m != Method::HEAD {
+        return Class::Pass(Fwd::Method);
+    }
+    // One pass over the request's headers (a handful) rather than a lookup
+    // per header of interest: this runs on every request.
+    let tenant = match &policy.key.tenant {
+        Some(TenantSource::Header(name)) => Some(name),
+        _ => None,
+    };
+    let mut tenant_seen = false;
+    let mut authorization = false;
+    for name in parts.headers.iter().map(|(name, _)| name) {
+        if *name == header::RANGE || *name == header::IF_MATCH || *name == header::IF_UNMODIFIED_SINCE || *name == header::IF_RANGE {
+            return Class::Pass(Fwd::Bypass);
+        }
+        if *name == header::AUTHORIZATION {
+            authorization = true;
+        }
+        if tenant == Some(name) {
+            if tenant_seen {
+                // A repeated tenant header: which value would the
+                // application read? Do not guess.
+                return Class::Pass(Fwd::Bypass);
+            }
+            tenant_seen = true;
+        }
+    }
+    if authorization && !policy.key.by_principal {
+        return Class::StoreOnly;
+    }
+    Class::Cacheable
+}
