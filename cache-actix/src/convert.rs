@@ -9,7 +9,7 @@ use actix_web::{
         header::{HeaderMap as ActixHeaders, HeaderName as ActixName, HeaderValue as ActixValue},
     },
 };
-use cache_core::{CacheBody, CacheHints, Tenant};
+use cache_core::{CacheBody, CacheHints, HitHead, Tenant};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, request};
 
 use crate::body::{CachedBody, OriginBody};
@@ -86,6 +86,21 @@ pub(crate) fn origin_response<B>(mut res: HttpResponse<B>) -> Response<OriginBod
     if let Some(hints) = hints {
         response.extensions_mut().insert(hints);
     }
+    response
+}
+
+/// A hit whose headers are in a shared [`HitHead`]: they are converted to
+/// actix's types once per head (the engine shares one for every hit on an
+/// entry within a second), then cloned.
+pub(crate) fn shared_actix_response<B>(res: Response<CacheBody<OriginBody<B>>>, head: &HitHead) -> HttpResponse<CachedBody<B>> {
+    let (parts, body) = res.into_parts();
+    let status = ActixStatus::from_u16(parts.status.as_u16()).unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::with_body(status, CachedBody::new(body, None));
+    *response.headers_mut() = head.converted(|headers| {
+        let mut actix = ActixHeaders::with_capacity(headers.len());
+        headers_to_actix(headers, &mut actix);
+        actix
+    });
     response
 }
 

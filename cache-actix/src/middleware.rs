@@ -12,7 +12,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     body::CachedBody,
-    convert::{actix_response, apply_origin_head, origin_response, request_parts},
+    convert::{actix_response, apply_origin_head, origin_response, request_parts, shared_actix_response},
 };
 
 /// Caches the responses of the app, scope or resource it wraps.
@@ -76,7 +76,8 @@ struct Served;
 /// The service made by [`CacheMiddleware`].
 ///
 /// A hit on an in-process store is answered at once
-/// ([`Cache::serve_now`](cache_core::Cache::serve_now)); other requests with
+/// ([`Cache::serve_now_shared`](cache_core::Cache::serve_now_shared), its headers converted to
+/// actix's types once per second per entry); other requests with
 /// a policy go through [`Cache::serve`](cache_core::Cache::serve), which
 /// calls the wrapped service at most once. Every request that reaches the
 /// wrapped service gets an [`Invalidator`] request extension
@@ -117,9 +118,12 @@ where
         let (Some(selection), Some(parts)) = (selection, request_parts(&req)) else {
             return self.passthrough(req);
         };
-        if let Some(hit) = self.layer.cache.serve_now(selection.policy(), &parts) {
-            let response = req.into_response(actix_response(hit, &parts.method)).map_into_right_body();
-            return Box::pin(ready(Ok(response)));
+        if let Some((hit, head)) = self.layer.cache.serve_now_shared(selection.policy(), &parts) {
+            let response = match head {
+                Some(head) => shared_actix_response(hit, &head),
+                None => actix_response(hit, &parts.method),
+            };
+            return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
         }
         let policy = selection.policy().clone();
         let route = selection.route_match(&parts, RouteMatch::default());

@@ -118,7 +118,7 @@ pub use body::CacheBody;
 pub use cache_status::{CACHE_STATUS, X_CACHE};
 pub use clock::Clock;
 pub use data::{DataPolicy, DataPolicyBuilder};
-pub use engine::{Cache, CacheBuilder, DEFAULT_NAME, MAX_REFRESHES, Refresh};
+pub use engine::{Cache, CacheBuilder, DEFAULT_NAME, HitHead, MAX_REFRESHES, Refresh};
 pub use entry::CachedEntry;
 pub use error::{BoxError, ConfigError, StoreError};
 pub use hints::CacheHints;

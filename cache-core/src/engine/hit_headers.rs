@@ -9,7 +9,10 @@
 //! and bumps the values' reference counts, where building it hashes every
 //! name and formats `Age` and `Cache-Status` again.
 
-use std::sync::RwLock;
+use std::{
+    any::Any,
+    sync::{Arc, OnceLock, RwLock},
+};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -73,30 +76,78 @@ impl OwnedStamp {
 /// The last hit headers of an entry. Clones of an entry start without
 /// (their headers may be changed); entries compare equal whatever it holds.
 #[derive(Default)]
-pub(crate) struct HitHeaders(RwLock<Option<(OwnedStamp, HeaderMap)>>);
+pub(crate) struct HitHeaders(RwLock<Option<Arc<Memo>>>);
+
+/// A memoized map, what it was built for, and an adapter's conversion of
+/// it.
+pub(crate) struct Memo {
+    built_for: OwnedStamp,
+    pub(crate) headers: HeaderMap,
+    converted: OnceLock<Box<dyn Any + Send + Sync>>,
+}
 
 impl HitHeaders {
     /// The headers for `stamp`: the memoized map when it was built for the
     /// same stamp, else `build()`, kept for the next hits.
-    pub(crate) fn get_or_build(&self, stamp: &Stamp<'_>, build: impl FnOnce() -> HeaderMap) -> HeaderMap {
+    pub(crate) fn get_or_build(&self, stamp: &Stamp<'_>, build: impl FnOnce() -> HeaderMap) -> Arc<Memo> {
         if let Ok(memo) = self.0.read()
-            && let Some((built_for, headers)) = memo.as_ref()
-            && built_for.matches(stamp)
+            && let Some(memo) = memo.as_ref()
+            && memo.built_for.matches(stamp)
         {
-            return headers.clone();
+            return Arc::clone(memo);
         }
-        let headers = build();
+        let memo = Arc::new(Memo {
+            built_for: stamp.to_owned(),
+            headers: build(),
+            converted: OnceLock::new(),
+        });
         // Another hit may be writing the same map: never wait for it.
-        if let Ok(mut memo) = self.0.try_write() {
-            *memo = Some((stamp.to_owned(), headers.clone()));
+        if let Ok(mut slot) = self.0.try_write() {
+            *slot = Some(Arc::clone(&memo));
         }
-        headers
+        memo
     }
 
     /// Memory the memo can hold: one more map of the entry's headers and
     /// those a hit adds (values are shared with the entry's).
     pub(crate) fn weight(headers: &HeaderMap) -> usize {
         (headers.len() + super::respond::HIT_HEADERS) * 128 + 64
+    }
+}
+
+/// The headers a hit answered with, shared by the hits on the same entry
+/// within one second of age. From [`Cache::serve_now_shared`].
+///
+/// An adapter for a framework with header types of its own converts them
+/// once per head with [`converted`](HitHead::converted), rather than once
+/// per hit.
+///
+/// [`Cache::serve_now_shared`]: crate::Cache::serve_now_shared
+#[derive(Clone)]
+pub struct HitHead(pub(crate) Arc<Memo>);
+
+impl HitHead {
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.0.headers
+    }
+
+    /// `convert(headers)`, computed once per head and cloned after: the
+    /// first conversion is kept with the head (one type per head; other
+    /// types are converted every time).
+    pub fn converted<T: Clone + Send + Sync + 'static>(&self, convert: impl FnOnce(&HeaderMap) -> T) -> T {
+        if let Some(done) = self.0.converted.get().and_then(|any| any.downcast_ref::<T>()) {
+            return done.clone();
+        }
+        let done = convert(&self.0.headers);
+        let _ = self.0.converted.set(Box::new(done.clone()));
+        done
+    }
+}
+
+impl std::fmt::Debug for HitHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("HitHead").field(&self.0.headers).finish()
     }
 }
 
@@ -138,8 +189,8 @@ mod tests {
             .unwrap();
         let memo = HitHeaders::default();
         let first = Stamp::new(1, 59, "cache", plain.inner());
-        assert_eq!(memo.get_or_build(&first, || map("first"))["x-built"], "first");
-        assert_eq!(memo.get_or_build(&first, || map("again"))["x-built"], "first");
+        assert_eq!(memo.get_or_build(&first, || map("first")).headers["x-built"], "first");
+        assert_eq!(memo.get_or_build(&first, || map("again")).headers["x-built"], "first");
         for (i, stamp) in [
             Stamp::new(2, 59, "cache", plain.inner()),
             Stamp::new(1, 58, "cache", plain.inner()),
@@ -151,8 +202,32 @@ mod tests {
         {
             let memo = HitHeaders::default();
             memo.get_or_build(&first, || map("first"));
-            assert_eq!(memo.get_or_build(stamp, || map("rebuilt"))["x-built"], "rebuilt", "stamp {i}");
+            assert_eq!(
+                memo.get_or_build(stamp, || map("rebuilt")).headers["x-built"],
+                "rebuilt",
+                "stamp {i}"
+            );
         }
+    }
+
+    #[test]
+    fn a_head_converts_once() {
+        let plain = CachePolicy::builder().build().unwrap();
+        let stamp = Stamp::new(1, 59, "cache", plain.inner());
+        let memo = HitHeaders::default();
+        let head = HitHead(memo.get_or_build(&stamp, || map("first")));
+        let calls = std::cell::Cell::new(0);
+        let convert = |h: &HeaderMap| {
+            calls.set(calls.get() + 1);
+            h.len()
+        };
+        assert_eq!(head.converted(convert), 1);
+        assert_eq!(HitHead(memo.get_or_build(&stamp, || map("again"))).converted(convert), 1);
+        assert_eq!(calls.get(), 1, "converted once for the same head");
+        assert_eq!(
+            head.converted(|h| h.keys().next().map(|n| n.to_string())),
+            Some("x-built".to_owned())
+        );
     }
 
     #[test]
@@ -161,6 +236,6 @@ mod tests {
         let stamp = Stamp::new(1, 59, "cache", plain.inner());
         let memo = HitHeaders::default();
         memo.get_or_build(&stamp, || map("first"));
-        assert_eq!(memo.clone().get_or_build(&stamp, || map("rebuilt"))["x-built"], "rebuilt");
+        assert_eq!(memo.clone().get_or_build(&stamp, || map("rebuilt")).headers["x-built"], "rebuilt");
     }
 }

@@ -10,6 +10,7 @@ mod rfc;
 mod serve;
 mod storable;
 
+pub use hit_headers::HitHead;
 pub(crate) use hit_headers::HitHeaders;
 pub use refresh::{MAX_REFRESHES, Refresh};
 pub(crate) use serve::uri_tag;

@@ -4,7 +4,11 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, hea
 
 use std::sync::Arc;
 
-use super::{Cache, hit_headers::Stamp, serve::Exchange};
+use super::{
+    Cache,
+    hit_headers::{Memo, Stamp},
+    serve::Exchange,
+};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{CACHE_STATUS, Fwd, Status, X_CACHE},
@@ -48,18 +52,28 @@ impl Exchange<'_> {
 impl Cache {
     /// A hit: the entry as stored, with the headers of a hit.
     pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Response<CacheBody<B>> {
-        let ttl = entry.signed_ttl_secs(now_ms);
-        // An entry only this request holds (decoded from a shared store for
-        // it) is answered once: there is no later hit to keep headers for.
-        if head.parts.method == Method::HEAD || Arc::strong_count(entry) == 1 || self.not_modified(head, entry) {
-            return self.respond_entry(head, entry, Status::hit(ttl), now_ms);
+        match self.shared_hit(head, entry, now_ms) {
+            Some(memo) => response(entry.status, memo.headers.clone(), CacheBody::full(entry.body.clone())),
+            None => self.respond_entry(head, entry, Status::hit(entry.signed_ttl_secs(now_ms)), now_ms),
         }
+    }
+
+    /// The memoized headers of a full hit on `entry` (see
+    /// [`HitHeaders`](super::HitHeaders)); `None` for `HEAD`, a `304`, and an
+    /// entry only this request holds (decoded from a shared store for it:
+    /// there is no later hit to keep headers for).
+    pub(crate) fn shared_hit(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Option<Arc<Memo>> {
+        if head.parts.method == Method::HEAD || Arc::strong_count(entry) == 1 || self.not_modified(head, entry) {
+            return None;
+        }
+        let ttl = entry.signed_ttl_secs(now_ms);
         let age = entry.age_secs(now_ms);
         let stamp = Stamp::new(age, ttl, &self.inner.name, head.policy);
-        let headers = entry
-            .hit_headers
-            .get_or_build(&stamp, || self.entry_headers(head, entry, Status::hit(ttl), age));
-        response(entry.status, headers, CacheBody::full(entry.body.clone()))
+        Some(
+            entry
+                .hit_headers
+                .get_or_build(&stamp, || self.entry_headers(head, entry, Status::hit(ttl), age)),
+        )
     }
 
     /// The response for a request that waited on another's fetch.
@@ -170,7 +184,7 @@ impl Cache {
     }
 }
 
-fn response<B>(code: StatusCode, headers: HeaderMap, body: CacheBody<B>) -> Response<CacheBody<B>> {
+pub(crate) fn response<B>(code: StatusCode, headers: HeaderMap, body: CacheBody<B>) -> Response<CacheBody<B>> {
     let mut response = Response::new(body);
     *response.status_mut() = code;
     *response.headers_mut() = headers;

@@ -10,9 +10,10 @@ use tracing::{Instrument, Span, field};
 use super::{
     Cache,
     classify::{Class, classify},
+    hit_headers::HitHead,
     lease::Across,
     refresh::Refresh,
-    respond::Head,
+    respond::{Head, response},
     rfc::{self, RequestDirectives},
 };
 use crate::{
@@ -335,6 +336,38 @@ impl Cache {
     /// on an in-process store costs no asynchronous work.
     pub fn serve_now<B>(&self, policy: &CachePolicy, parts: &Parts) -> Option<Response<CacheBody<B>>> {
         let policy = policy.inner();
+        let (entry, now, key) = self.hit_now(policy, parts)?;
+        let mut response = self.respond_hit(Head { parts, policy }, &entry, now);
+        self.debug_key(&mut response, &key);
+        Some(response)
+    }
+
+    /// [`serve_now`](Cache::serve_now) for adapters that convert headers to
+    /// their framework's types: when the hit's headers are the ones every
+    /// hit on the entry answers with this second, the response comes with
+    /// an **empty** header map and the headers in the [`HitHead`], which
+    /// converts them once for all those hits
+    /// ([`HitHead::converted`]). Otherwise (`HEAD`, a `304`, a debug key in
+    /// `Cache-Status`) the headers are in the response and the head is
+    /// `None`.
+    pub fn serve_now_shared<B>(&self, policy: &CachePolicy, parts: &Parts) -> Option<(Response<CacheBody<B>>, Option<HitHead>)> {
+        let policy = policy.inner();
+        let (entry, now, key) = self.hit_now(policy, parts)?;
+        let head = Head { parts, policy };
+        if !self.inner.debug_keys
+            && let Some(memo) = self.shared_hit(head, &entry, now)
+        {
+            let body = CacheBody::full(entry.body.clone());
+            return Some((response(entry.status, http::HeaderMap::new(), body), Some(HitHead(memo))));
+        }
+        let mut response = self.respond_hit(head, &entry, now);
+        self.debug_key(&mut response, &key);
+        Some((response, None))
+    }
+
+    /// The fresh entry a request can be answered with at once, counted as a
+    /// hit.
+    fn hit_now(&self, policy: &PolicyInner, parts: &Parts) -> Option<(Arc<CachedEntry>, u64, CacheKey)> {
         if !matches!(classify(parts, policy), Class::Cacheable) {
             return None;
         }
@@ -346,12 +379,10 @@ impl Cache {
             // The asynchronous path decides, and can start the refresh.
             return None;
         }
-        let mut response = self.respond_hit(Head { parts, policy }, &entry, now);
-        self.debug_key(&mut response, &key);
         policy.metrics.request(Outcome::Hit);
         let span = tracing::debug_span!("http_cache", route = policy.metrics.label(), key = field::Empty, outcome = "hit");
         record_key(&span, &key);
-        Some(response)
+        Some((entry, now, key))
     }
 
     /// Adds `key="…"` to `Cache-Status` when the cache was built with
