@@ -10,10 +10,8 @@ use tracing::{Instrument, Span, field};
 use super::{
     Cache,
     classify::{Class, classify},
-    hit_headers::HitHead,
     lease::Across,
     refresh::Refresh,
-    respond::{Head, response},
     rfc::{self, RequestDirectives},
 };
 use crate::{
@@ -329,65 +327,9 @@ impl Cache {
         }
     }
 
-    /// Answers a request from the store without waiting, when it can: the
-    /// request is served from the cache, the store holds a fresh entry for
-    /// it in this process, and the entry matches. Adapters try this first
-    /// and call [`serve`](Cache::serve) when it returns `None`, so that a hit
-    /// on an in-process store costs no asynchronous work.
-    pub fn serve_now<B>(&self, policy: &CachePolicy, parts: &Parts) -> Option<Response<CacheBody<B>>> {
-        let policy = policy.inner();
-        let (entry, now, key) = self.hit_now(policy, parts)?;
-        let mut response = self.respond_hit(Head { parts, policy }, &entry, now);
-        self.debug_key(&mut response, &key);
-        Some(response)
-    }
-
-    /// [`serve_now`](Cache::serve_now) for adapters that convert headers to
-    /// their framework's types: when the hit's headers are the ones every
-    /// hit on the entry answers with this second, the response comes with
-    /// an **empty** header map and the headers in the [`HitHead`], which
-    /// converts them once for all those hits
-    /// ([`HitHead::converted`]). Otherwise (`HEAD`, a `304`, a debug key in
-    /// `Cache-Status`) the headers are in the response and the head is
-    /// `None`.
-    pub fn serve_now_shared<B>(&self, policy: &CachePolicy, parts: &Parts) -> Option<(Response<CacheBody<B>>, Option<HitHead>)> {
-        let policy = policy.inner();
-        let (entry, now, key) = self.hit_now(policy, parts)?;
-        let head = Head { parts, policy };
-        if !self.inner.debug_keys
-            && let Some(memo) = self.shared_hit(head, &entry, now)
-        {
-            let body = CacheBody::full(entry.body.clone());
-            return Some((response(entry.status, http::HeaderMap::new(), body), Some(HitHead(memo))));
-        }
-        let mut response = self.respond_hit(head, &entry, now);
-        self.debug_key(&mut response, &key);
-        Some((response, None))
-    }
-
-    /// The fresh entry a request can be answered with at once, counted as a
-    /// hit.
-    fn hit_now(&self, policy: &PolicyInner, parts: &Parts) -> Option<(Arc<CachedEntry>, u64, CacheKey)> {
-        if !matches!(classify(parts, policy), Class::Cacheable) {
-            return None;
-        }
-        let key = policy.key.build(parts);
-        let entry = self.inner.store.get_now(key.as_str())?;
-        let now = self.inner.clock.now_ms();
-        usable(&entry, parts, now, policy).ok()?;
-        if in_early_refresh_window(policy, &entry, now) {
-            // The asynchronous path decides, and can start the refresh.
-            return None;
-        }
-        policy.metrics.request(Outcome::Hit);
-        let span = tracing::debug_span!("http_cache", route = policy.metrics.label(), key = field::Empty, outcome = "hit");
-        record_key(&span, &key);
-        Some((entry, now, key))
-    }
-
     /// Adds `key="…"` to `Cache-Status` when the cache was built with
     /// [`CacheBuilder::debug_keys`](super::CacheBuilder::debug_keys).
-    fn debug_key<B>(&self, response: &mut Response<B>, key: &CacheKey) {
+    pub(crate) fn debug_key<B>(&self, response: &mut Response<B>, key: &CacheKey) {
         if !self.inner.debug_keys {
             return;
         }
@@ -494,7 +436,7 @@ pub(crate) enum Served<ResB, ReqB, F> {
 /// request's varied headers and is fresh, or, in RFC 9111 mode, satisfies
 /// the request's own directives (which may refuse a fresh entry or accept a
 /// stale one).
-fn usable(entry: &CachedEntry, parts: &Parts, now: u64, policy: &PolicyInner) -> Result<(), Fwd> {
+pub(crate) fn usable(entry: &CachedEntry, parts: &Parts, now: u64, policy: &PolicyInner) -> Result<(), Fwd> {
     if !entry.vary_matches(&parts.headers) {
         return Err(Fwd::VaryMiss);
     }
@@ -526,7 +468,7 @@ fn early_refresh_gap_ms(policy: &PolicyInner, entry: &CachedEntry) -> f64 {
 
 /// Whether a fresh entry is close enough to expiry that an early refresh
 /// may be due.
-fn in_early_refresh_window(policy: &PolicyInner, entry: &CachedEntry, now: u64) -> bool {
+pub(crate) fn in_early_refresh_window(policy: &PolicyInner, entry: &CachedEntry, now: u64) -> bool {
     policy.early_refresh_beta > 0.0
         && (entry.fresh_until_ms().saturating_sub(now) as f64) < EARLY_REFRESH_WINDOW * early_refresh_gap_ms(policy, entry)
 }
@@ -571,7 +513,7 @@ fn same_origin_target(parts: &Parts, value: &http::HeaderValue) -> Option<http::
 
 /// Records a short hash of the request's key in its span, when the span is
 /// enabled (never the key: it can name the tenant).
-fn record_key(span: &Span, key: &CacheKey) {
+pub(crate) fn record_key(span: &Span, key: &CacheKey) {
     if !span.is_disabled() {
         span.record("key", field::display(KeyHash(key)));
     }
