@@ -215,20 +215,9 @@ fn sizes(results: &Results, path: &Path) -> anyhow::Result<()> {
                     .map(|rps| (x as f64, rps))
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(contender.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        line(&mut chart, points, color, contender.clone())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 14))
-        .draw()?;
-    root.present()?;
-    Ok(())
+    finish_lines(&mut chart, &root)
 }
 
 fn growth(results: &Results, path: &Path) -> anyhow::Result<()> {
@@ -271,12 +260,25 @@ fn growth(results: &Results, path: &Path) -> anyhow::Result<()> {
                 Some((x as f64, value))
             })
             .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
-            .label(format!("{what} {quantile}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        line(&mut chart, points, color, format!("{what} {quantile}"))?;
     }
+    finish_lines(&mut chart, &root)
+}
+
+type LineChart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One labelled line with its points marked.
+fn line(chart: &mut LineChart<'_, '_>, points: Vec<(f64, f64)>, color: RGBColor, label: String) -> anyhow::Result<()> {
+    chart
+        .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    Ok(())
+}
+
+/// The legend of a line chart, and the file written.
+fn finish_lines<'a, 'b: 'a>(chart: &mut LineChart<'a, 'b>, root: &DrawingArea<BitMapBackend<'b>, Shift>) -> anyhow::Result<()> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
