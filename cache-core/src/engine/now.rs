@@ -40,15 +40,17 @@ impl Cache {
         let policy = policy.inner();
         let (entry, now, key) = self.hit_now(policy, parts)?;
         let head = Head { parts, policy };
-        if !self.inner.debug_keys
-            && let Some(memo) = self.shared_hit(head, &entry, now)
-        {
-            let body = CacheBody::full(entry.body.clone());
-            return Some((response(entry.status, HeaderMap::new(), body), Some(HitHead(memo))));
+        match self.shared_hit(head, &entry, now) {
+            Some(memo) if !self.inner.debug_keys => {
+                let body = CacheBody::full(entry.body.clone());
+                Some((response(entry.status, HeaderMap::new(), body), Some(HitHead(memo))))
+            }
+            shared => {
+                let mut response = self.respond_hit_with(head, &entry, now, shared);
+                self.debug_key(&mut response, &key);
+                Some((response, None))
+            }
         }
-        let mut response = self.respond_hit(head, &entry, now);
-        self.debug_key(&mut response, &key);
-        Some((response, None))
     }
 
     /// The fresh entry a request can be answered with at once, counted as a

@@ -1,8 +1,8 @@
 //! Responses built by the engine.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, request::Parts, response};
-
 use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, request::Parts, response};
 
 use super::{
     Cache,
@@ -52,7 +52,19 @@ impl Exchange<'_> {
 impl Cache {
     /// A hit: the entry as stored, with the headers of a hit.
     pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Response<CacheBody<B>> {
-        match self.shared_hit(head, entry, now_ms) {
+        self.respond_hit_with(head, entry, now_ms, self.shared_hit(head, entry, now_ms))
+    }
+
+    /// [`respond_hit`](Cache::respond_hit) with the entry's
+    /// [`shared_hit`](Cache::shared_hit) already looked up.
+    pub(crate) fn respond_hit_with<B>(
+        &self,
+        head: Head<'_>,
+        entry: &CachedEntry,
+        now_ms: u64,
+        shared: Option<Arc<Memo>>,
+    ) -> Response<CacheBody<B>> {
+        match shared {
             Some(memo) => response(entry.status, memo.headers.clone(), CacheBody::full(entry.body.clone())),
             None => self.respond_entry(head, entry, Status::hit(entry.signed_ttl_secs(now_ms)), now_ms),
         }
