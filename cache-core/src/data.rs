@@ -116,9 +116,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    Cache, CachedEntry, IntoTtl,
+    Cache, CachedEntry, IntoTtl, Stamp,
     clock::duration_ms,
     coalesce::{self, Joined, Leader, Outcome, Waited},
+    engine::Put,
     error::{ConfigError, StoreError},
     key::{bounded, escape_str_into},
     policy::DEFAULT_COALESCE_TIMEOUT,
@@ -334,33 +335,44 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let key = policy.key(key);
-        if let Some((value, _)) = self.read_data(&key).await {
-            return Ok(value);
-        }
+        let mut stamp = match self.read_data(&key).await {
+            Ok((value, _)) => return Ok(value),
+            Err(stamp) => stamp,
+        };
+        // Waits for other calls' loads, in all, end here.
+        let deadline = tokio::time::Instant::now() + policy.coalesce_timeout;
         loop {
             match self.inner.coalescer.join(&key) {
                 Joined::Leader(leader) => {
                     // Another leader may have stored the value between our
                     // read and our joining.
-                    if let Some((value, entry)) = self.read_data(&key).await {
-                        leader.finish(Outcome::Entry(entry));
-                        return Ok(value);
-                    }
-                    return self.load_data(&key, policy, Some(leader), load).await;
-                }
-                Joined::Waiter(rx) => match coalesce::wait(rx, policy.coalesce_timeout).await {
-                    Waited::Entry(entry) => match decode(&key, &entry) {
-                        Some(value) => return Ok(value),
-                        // The leader stored another type under the key.
-                        None => return self.load_data(&key, policy, None, load).await,
-                    },
-                    Waited::Uncacheable | Waited::TimedOut => return self.load_data(&key, policy, None, load).await,
-                    Waited::Abandoned => {
-                        if let Some((value, _)) = self.read_data(&key).await {
+                    match self.read_data(&key).await {
+                        Ok((value, entry)) => {
+                            leader.finish(Outcome::Entry(entry));
                             return Ok(value);
                         }
+                        Err(newer) => stamp = newer,
                     }
-                },
+                    return self.load_data(&key, policy, Some(leader), stamp, load).await;
+                }
+                Joined::Waiter(rx) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match coalesce::wait(rx, left).await {
+                        Waited::Entry(entry) => match decode(&key, &entry) {
+                            Some(value) => return Ok(value),
+                            // The leader stored another type under the key.
+                            None => return self.load_data(&key, policy, None, stamp, load).await,
+                        },
+                        Waited::Uncacheable | Waited::TimedOut => return self.load_data(&key, policy, None, stamp, load).await,
+                        Waited::Abandoned => match self.read_data(&key).await {
+                            Ok((value, _)) => return Ok(value),
+                            Err(_) if tokio::time::Instant::now() >= deadline => {
+                                return self.load_data(&key, policy, None, stamp, load).await;
+                            }
+                            Err(newer) => stamp = newer,
+                        },
+                    }
+                }
             }
         }
     }
@@ -377,25 +389,27 @@ impl Cache {
         self.invalidator().key(&policy.key(key)).await
     }
 
-    /// A fresh value of type `T` stored at `key`, and its entry.
-    async fn read_data<T: DeserializeOwned>(&self, key: &str) -> Option<(T, Arc<CachedEntry>)> {
-        let entry = match self.inner.store.get(key).await {
-            Ok(entry) => entry?,
+    /// A fresh value of type `T` stored at `key`, and its entry; or the
+    /// stamp a load that follows gives the value it stores.
+    async fn read_data<T: DeserializeOwned>(&self, key: &str) -> Result<(T, Arc<CachedEntry>), Stamp> {
+        let (entry, stamp) = match self.inner.store.get_stamped(key).await {
+            Ok((Some(entry), stamp)) => (entry, stamp),
+            Ok((None, stamp)) => return Err(stamp),
             Err(err) => {
                 self.log_store_error("get", &err);
-                return None;
+                return Err(Stamp::LOST);
             }
         };
         if !entry.is_fresh(self.inner.clock.now_ms()) {
-            return None;
+            return Err(stamp);
         }
-        let value = decode(key, &entry)?;
-        Some((value, entry))
+        let value = decode(key, &entry).ok_or(stamp)?;
+        Ok((value, entry))
     }
 
     /// Calls `load`, stores its value unless an invalidation overlapped it,
     /// and hands it to the waiting calls.
-    async fn load_data<T, E, F, Fut>(&self, key: &str, policy: &DataPolicy, leader: Option<Leader>, load: F) -> Result<T, E>
+    async fn load_data<T, E, F, Fut>(&self, key: &str, policy: &DataPolicy, leader: Option<Leader>, stamp: Stamp, load: F) -> Result<T, E>
     where
         T: Serialize,
         F: FnOnce() -> Fut,
@@ -413,7 +427,7 @@ impl Cache {
             }
         };
         let fetch_ms = duration_ms(started.elapsed()).max(1);
-        match self.data_entry(key, policy, &value, fetch_ms) {
+        match self.data_entry(key, policy, &value, fetch_ms, stamp) {
             Some(entry) => self.put_data(key, entry, leader, since).await,
             None => {
                 if let Some(leader) = leader {
@@ -425,7 +439,7 @@ impl Cache {
     }
 
     /// The entry holding `value`, or `None` when it cannot be serialized.
-    fn data_entry<T: Serialize>(&self, key: &str, policy: &DataPolicy, value: &T, fetch_ms: u64) -> Option<Arc<CachedEntry>> {
+    fn data_entry<T: Serialize>(&self, key: &str, policy: &DataPolicy, value: &T, fetch_ms: u64, stamp: Stamp) -> Option<Arc<CachedEntry>> {
         let body = match serde_json::to_vec(value) {
             Ok(body) => body,
             Err(err) => {
@@ -439,39 +453,23 @@ impl Cache {
         let mut entry = CachedEntry::new(StatusCode::OK, headers, Bytes::from(body), now, duration_ms(policy.ttl));
         entry.tags = policy.tags.clone();
         entry.fetch_ms = fetch_ms;
-        Some(Arc::new(entry))
+        Some(Arc::new(entry.with_stamp(stamp)))
     }
 
     /// Stores `entry` unless an invalidation that concerns it ran since the
     /// load started (`since`), and hands it to the waiting calls. A failed
     /// write is logged; the waiting calls still get the value.
     async fn put_data(&self, key: &str, entry: Arc<CachedEntry>, leader: Option<Leader>, since: u64) {
-        let log = &self.inner.invalidations;
-        if log.affects(since, key, &entry.tags) {
-            tracing::debug!(key, "invalidated during the load: not stored");
+        let ttl = Duration::from_millis(entry.retain_for_ms());
+        match self.put_ordered(key, &entry, ttl, since).await {
             // Dropped, the leader sends its waiters back to the store, and
             // one of them loads again.
-            drop(leader);
-            return;
-        }
-        let ttl = Duration::from_millis(entry.retain_for_ms());
-        let stored = match self.inner.store.put(key, Arc::clone(&entry), ttl).await {
-            Ok(()) => true,
-            Err(err) => {
-                self.log_store_error("put", &err);
-                false
+            Put::Invalidated => drop(leader),
+            Put::Stored | Put::Failed => {
+                if let Some(leader) = leader {
+                    leader.finish(Outcome::Entry(entry));
+                }
             }
-        };
-        if log.affects(since, key, &entry.tags) {
-            // An invalidation ran while the entry was being written.
-            if stored && let Err(err) = self.inner.store.delete(key).await {
-                self.log_store_error("delete", &err);
-            }
-            drop(leader);
-            return;
-        }
-        if let Some(leader) = leader {
-            leader.finish(Outcome::Entry(entry));
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct CachedEntry {
     pub vary: Vec<(HeaderName, Option<HeaderValue>)>,
     /// The headers the last hits on the entry answered with.
     pub(crate) hit_headers: HitHeaders,
+    /// Where its fetch began in the store's order of invalidations; not
+    /// encoded.
+    pub(crate) stamp: crate::Stamp,
 }
 
 impl CachedEntry {
@@ -65,7 +68,23 @@ impl CachedEntry {
             tags: Vec::new(),
             vary: Vec::new(),
             hit_headers: HitHeaders::default(),
+            stamp: crate::Stamp::NONE,
         }
+    }
+
+    /// Where the fetch of this entry began in the store's order of
+    /// invalidations: a shared store refuses to store the entry when an
+    /// invalidation that concerns it came later (see [`Store::put`](crate::Store::put)).
+    /// [`Stamp::NONE`](crate::Stamp::NONE) for an entry built by hand.
+    pub fn stamp(&self) -> crate::Stamp {
+        self.stamp
+    }
+
+    /// The entry with its fetch's [`stamp`](CachedEntry::stamp).
+    #[must_use]
+    pub fn with_stamp(mut self, stamp: crate::Stamp) -> Self {
+        self.stamp = stamp;
+        self
     }
 
     /// The time at which the entry stops being fresh, in ms since the epoch.

@@ -26,6 +26,14 @@ pub enum StoreError {
     /// skipping it for a while.
     #[error("store skipped: circuit breaker open")]
     CircuitOpen,
+    /// The entry was fetched before an invalidation that concerns it (see
+    /// [`Stamp`](crate::Stamp)), and was not stored.
+    #[error("entry not stored: an invalidation overlapped its fetch")]
+    Superseded,
+    /// The store holds invalidations it could not apply while its backend
+    /// was unreachable, and skips its backend until they are applied.
+    #[error("store skipped: replaying invalidations made while it was unreachable")]
+    Replaying,
     /// The store's backend failed (connection, protocol, server error).
     #[error("store backend failed")]
     Backend(#[source] BoxError),

@@ -134,7 +134,7 @@ pub use route::{InvalidationRule, ParamsFn, Policies, RouteMatch, Selection};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{BreakerState, BreakerStats, RedisStore, RedisStoreBuilder};
-pub use store::{Lease, LeaseToken, Store};
+pub use store::{Lease, LeaseToken, Stamp, Store};
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
 pub use store::{MokaStore, MokaStoreBuilder};

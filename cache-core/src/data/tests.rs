@@ -65,7 +65,7 @@ async fn a_miss_loads_and_stores_then_a_hit_does_not_load() {
     assert_eq!((first, second), (tree("a"), tree("a")));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    let entry = cache.inner.store.get(&policy().key("a")).await.unwrap().expect("stored");
+    let entry = cache.inner.store.get_stamped(&policy().key("a")).await.unwrap().0.expect("stored");
     assert_eq!(entry.headers[header::CONTENT_TYPE], DATA_CONTENT_TYPE);
     assert_eq!(entry.tags, ["category:acme"]);
     assert_eq!(entry.fresh_for_ms, 600_000);
@@ -158,7 +158,7 @@ async fn errors_are_returned_and_not_cached() {
         Err::<u32, _>("database down")
     };
     assert_eq!(cache.get_or_insert_with("a", &policy(), failing).await, Err("database down"));
-    assert_eq!(cache.inner.store.get(&policy().key("a")).await.unwrap(), None);
+    assert_eq!(cache.inner.store.get_stamped(&policy().key("a")).await.unwrap().0, None);
     let ok = || async {
         calls.fetch_add(1, Ordering::SeqCst);
         Ok::<_, &str>(7)
@@ -323,7 +323,7 @@ async fn values_that_cannot_be_serialized_are_returned_not_stored() {
         .await
         .unwrap();
     assert_eq!(value, map);
-    assert_eq!(cache.inner.store.get(&policy().key("a")).await.unwrap(), None);
+    assert_eq!(cache.inner.store.get_stamped(&policy().key("a")).await.unwrap().0, None);
 }
 
 #[test]

@@ -7,7 +7,10 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
-use super::{Cache, serve::Exchange};
+use super::{
+    Cache,
+    serve::{Exchange, Miss},
+};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{Fwd, Status},
@@ -97,15 +100,16 @@ fn add_validators(headers: &mut http::HeaderMap, stale: &CachedEntry) -> bool {
 
 impl Cache {
     /// Fetches from the origin, stores the response when allowed, and
-    /// answers. `leader` is this request's role in coalescing, if any.
+    /// answers. `leader` is this request's role in coalescing, if any;
+    /// `miss` says why the cache could not answer, with the stale entry to
+    /// revalidate and the stamp the stored response gets.
     pub(crate) async fn fetch<ReqB, ResB, E, F, Fut>(
         &self,
         ex: &Exchange<'_>,
         leader: Option<Leader>,
         body: ReqB,
         origin: F,
-        fwd: Fwd,
-        stale: Option<Arc<CachedEntry>>,
+        miss: Miss,
     ) -> Result<Response<CacheBody<ResB>>, E>
     where
         F: FnOnce(Request<ReqB>) -> Fut,
@@ -113,6 +117,7 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
+        let Miss { fwd, stale, stamp } = miss;
         let since = self.inner.invalidations.seq();
         let mut request = origin_request(ex, body);
         let validated = stale.as_deref().is_some_and(|entry| add_validators(request.headers_mut(), entry));
@@ -146,7 +151,7 @@ impl Cache {
         {
             // The stored body is still current: freshen the entry with the
             // 304's headers (RFC 9111 §4.3.4) without a body transfer.
-            let entry = Arc::new(self.revalidated_entry(ex, &stale, parts, &hints));
+            let entry = Arc::new(self.revalidated_entry(ex, &stale, parts, &hints).with_stamp(stamp));
             return Ok(self.store_and_respond(ex, entry, leader, since, status).await);
         }
         if let Some(refusal) = self.refusal(ex, &parts, &hints) {
@@ -161,7 +166,7 @@ impl Cache {
         }
         match read_body(body, ex.policy.max_body_size).await {
             Read::Complete(bytes) => {
-                let mut entry = self.build_entry(ex, parts, bytes, &hints);
+                let mut entry = self.build_entry(ex, parts, bytes, &hints).with_stamp(stamp);
                 entry.fetch_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
                 Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
             }
@@ -233,19 +238,42 @@ impl Cache {
     /// the fetch started (`since`).
     async fn put(&self, ex: &Exchange<'_>, entry: &Arc<CachedEntry>, since: u64) -> Put {
         let key = ex.key.as_str();
-        let log = &self.inner.invalidations;
-        if log.affects(since, key, &entry.tags) {
-            tracing::debug!("invalidated during the fetch: not stored");
-            return Put::Invalidated;
-        }
         let mut ttl = Duration::from_millis(entry.retain_for_ms());
         if ex.policy.mode == crate::CacheMode::Rfc9111 && super::rfc::has_validator(entry) {
             // Kept past its freshness for conditional revalidation.
             ttl = ttl.max(ex.policy.ttl);
         }
-        if let Err(err) = self.inner.store.put(key, Arc::clone(entry), ttl).await {
-            self.log_store_error("put", &err);
-            return Put::Failed;
+        let put = self.put_ordered(key, entry, ttl, since).await;
+        if put == Put::Stored {
+            self.inner.hit_for_miss.clear(key);
+        }
+        put
+    }
+
+    /// The one gate of every write after a fetch (responses, revalidations,
+    /// refreshes, typed data): stores `entry` at `key` for `ttl` unless an
+    /// invalidation that concerns it overlapped its fetch — one this process
+    /// ran since `since` (its invalidation log), or, in a shared store, one
+    /// any instance ran after the entry's [`stamp`](CachedEntry::stamp).
+    pub(crate) async fn put_ordered(&self, key: &str, entry: &Arc<CachedEntry>, ttl: Duration, since: u64) -> Put {
+        let log = &self.inner.invalidations;
+        if log.affects(since, key, &entry.tags) {
+            tracing::debug!("invalidated during the fetch: not stored");
+            return Put::Invalidated;
+        }
+        match self.inner.store.put(key, Arc::clone(entry), ttl).await {
+            Ok(()) => {}
+            // Not ordered against invalidations (the store failed when the
+            // fetch began): not stored, but as good as any for the waiters.
+            Err(crate::StoreError::Superseded) if entry.stamp().is_lost() => return Put::Failed,
+            Err(crate::StoreError::Superseded) => {
+                tracing::debug!("the store refused the entry: an invalidation overlapped its fetch");
+                return Put::Invalidated;
+            }
+            Err(err) => {
+                self.log_store_error("put", &err);
+                return Put::Failed;
+            }
         }
         if log.affects(since, key, &entry.tags) {
             // An invalidation ran while the entry was being written.
@@ -254,14 +282,13 @@ impl Cache {
             }
             return Put::Invalidated;
         }
-        self.inner.hit_for_miss.clear(key);
         Put::Stored
     }
 }
 
 /// How storing an entry went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Put {
+pub(crate) enum Put {
     Stored,
     Failed,
     /// An invalidation that concerns the entry overlapped its fetch.

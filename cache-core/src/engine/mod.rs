@@ -11,6 +11,7 @@ mod rfc;
 mod serve;
 mod storable;
 
+pub(crate) use fetch::Put;
 pub use hit_headers::HitHead;
 pub(crate) use hit_headers::HitHeaders;
 pub use refresh::{MAX_REFRESHES, Refresh};

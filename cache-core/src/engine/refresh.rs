@@ -8,7 +8,10 @@ use http_body::Body;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, field};
 
-use super::{Cache, serve::Exchange};
+use super::{
+    Cache,
+    serve::{Exchange, Miss},
+};
 use crate::{
     CachePolicy, RouteMatch,
     cache_status::Fwd,
@@ -107,16 +110,20 @@ impl<ReqB, F> Refresh<ReqB, F> {
         let Joined::Leader(leader) = cache.inner.coalescer.join(ex.key.as_str()) else {
             return;
         };
-        let stale = match cache.lookup(&ex).await {
+        let miss = match cache.lookup(&ex).await {
             Ok((entry, _)) if entry.stored_at_ms > stored_at_ms => {
                 leader.finish(Outcome::Entry(entry));
                 return;
             }
             // Fresh but due for an early refresh: revalidated like a stale one.
-            Ok((entry, _)) => Some(entry),
-            Err(miss) => miss.stale,
+            Ok((entry, _)) => Miss {
+                fwd: Fwd::Stale,
+                stale: Some(entry),
+                stamp: cache.stamp().await,
+            },
+            Err(miss) => Miss { fwd: Fwd::Stale, ..miss },
         };
-        match cache.fetch(&ex, Some(leader), body, origin, Fwd::Stale, stale).await {
+        match cache.fetch(&ex, Some(leader), body, origin, miss).await {
             Ok(response) => tracing::debug!(status = %response.status(), "refreshed in the background"),
             Err(_) => tracing::debug!("background refresh failed at the origin; the stale entry stays"),
         }

@@ -15,7 +15,7 @@ use super::{
     rfc::{self, RequestDirectives},
 };
 use crate::{
-    CacheBody, CacheMode, CachePolicy, CachedEntry, RouteMatch,
+    CacheBody, CacheMode, CachePolicy, CachedEntry, RouteMatch, Stamp,
     cache_status::{Fwd, Status},
     coalesce::{self, Joined, Waited},
     error::BoxError,
@@ -175,7 +175,8 @@ impl Cache {
             Class::Unsafe => self.serve_unsafe(inner, route, parts, body, origin).await?,
             Class::StoreOnly => {
                 let ex = Exchange::new(inner, route, parts, false);
-                let mut response = self.fetch(&ex, None, body, origin, Fwd::Bypass, None).await?;
+                let miss = Miss::new(Fwd::Bypass, self.stamp().await);
+                let mut response = self.fetch(&ex, None, body, origin, miss).await?;
                 let outcome = Outcome::of(response.headers());
                 self.debug_key(&mut response, &ex.key);
                 return Ok((response, outcome, None));
@@ -213,7 +214,7 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let Miss { fwd, stale } = match self.lookup(ex).await {
+        let miss = match self.lookup(ex).await {
             Ok((entry, now)) => {
                 let response = self.respond_hit(ex.head(), &entry, now);
                 if refresh && early_refresh_due(ex.policy, &entry, now) {
@@ -224,12 +225,7 @@ impl Cache {
             Err(miss) => miss,
         };
         let now = self.inner.clock.now_ms();
-        if let Some(entry) = &stale
-            && refresh
-            && fwd == Fwd::Stale
-            && entry.within_stale_window(now, entry.stale_while_revalidate_ms)
-            && may_serve_stale(ex.policy, entry)
-        {
+        if refresh && let Some(entry) = miss.stale_while_revalidate(ex.policy, now) {
             return Ok(Served::Refresh(
                 self.respond_hit(ex.head(), entry, now),
                 body,
@@ -243,31 +239,42 @@ impl Cache {
             return Ok(Served::Response(self.respond_gateway_timeout(ex)));
         }
         if !ex.policy.coalesce || self.inner.hit_for_miss.is_marked(ex.key.as_str(), now) {
-            return self.fetch(ex, None, body, origin, fwd, stale).await.map(Served::Response);
+            return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);
         }
+        // Waits for other requests' fetches, in all, end here: a leader whose
+        // response was dropped (an invalidation overlapped it) hands over to
+        // one waiter, whose fetch the others wait for in the time left.
+        let deadline = tokio::time::Instant::now() + ex.policy.coalesce_timeout;
         loop {
             match self.inner.coalescer.join(ex.key.as_str()) {
                 Joined::Leader(leader) => {
                     // Another leader may have stored the entry between our
                     // lookup and our joining: look again before fetching.
-                    if let Ok((entry, now)) = self.lookup(ex).await {
-                        leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
-                        return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
-                    }
+                    let miss = match self.lookup(ex).await {
+                        Ok((entry, now)) => {
+                            leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
+                            return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                        }
+                        // The newer look's stamp; the first look's stale entry.
+                        Err(again) => Miss {
+                            stale: miss.stale,
+                            ..again
+                        },
+                    };
                     if !ex.policy.coalesce_across_instances {
-                        return self.fetch(ex, Some(leader), body, origin, fwd, stale).await.map(Served::Response);
+                        return self.fetch(ex, Some(leader), body, origin, miss).await.map(Served::Response);
                     }
                     return match self.lease_or_wait(ex).await {
                         Across::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
                             leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
-                            Ok(Served::Response(self.respond_collapsed(ex, &entry, fwd)))
+                            Ok(Served::Response(self.respond_collapsed(ex, &entry, miss.fwd)))
                         }
                         Across::Entry(_) => self
-                            .fetch(ex, Some(leader), body, origin, Fwd::VaryMiss, stale)
+                            .fetch(ex, Some(leader), body, origin, miss.with_fwd(Fwd::VaryMiss))
                             .await
                             .map(Served::Response),
                         Across::Fetch(lease) => {
-                            let response = self.fetch(ex, Some(leader), body, origin, fwd, stale).await;
+                            let response = self.fetch(ex, Some(leader), body, origin, miss).await;
                             if let Some(lease) = lease {
                                 lease.release().await;
                             }
@@ -279,30 +286,36 @@ impl Cache {
                 // served stale meanwhile: answer with it at once (callers
                 // that refresh inline, such as actix, make only the request
                 // that started the refresh wait for it).
-                Joined::Waiter(_)
-                    if let Some(entry) = &stale
-                        && fwd == Fwd::Stale
-                        && entry.within_stale_window(now, entry.stale_while_revalidate_ms)
-                        && may_serve_stale(ex.policy, entry) =>
-                {
+                Joined::Waiter(_) if let Some(entry) = miss.stale_while_revalidate(ex.policy, now) => {
                     return Ok(Served::Response(self.respond_hit(ex.head(), entry, self.inner.clock.now_ms())));
                 }
-                Joined::Waiter(rx) => match coalesce::wait(rx, ex.policy.coalesce_timeout).await {
-                    // The leader's response may vary on headers this
-                    // request does not share.
-                    Waited::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
-                        return Ok(Served::Response(self.respond_collapsed(ex, &entry, fwd)));
-                    }
-                    Waited::Entry(_) => return self.fetch(ex, None, body, origin, Fwd::VaryMiss, stale).await.map(Served::Response),
-                    Waited::Uncacheable | Waited::TimedOut => {
-                        return self.fetch(ex, None, body, origin, fwd, stale).await.map(Served::Response);
-                    }
-                    Waited::Abandoned => {
-                        if let Ok((entry, now)) = self.lookup(ex).await {
-                            return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                Joined::Waiter(rx) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match coalesce::wait(rx, left).await {
+                        // The leader's response may vary on headers this
+                        // request does not share.
+                        Waited::Entry(entry) if entry.vary_matches(&ex.parts.headers) => {
+                            return Ok(Served::Response(self.respond_collapsed(ex, &entry, miss.fwd)));
+                        }
+                        Waited::Entry(_) => {
+                            return self
+                                .fetch(ex, None, body, origin, miss.with_fwd(Fwd::VaryMiss))
+                                .await
+                                .map(Served::Response);
+                        }
+                        Waited::Uncacheable | Waited::TimedOut => {
+                            return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);
+                        }
+                        Waited::Abandoned => {
+                            if let Ok((entry, now)) = self.lookup(ex).await {
+                                return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                            }
+                            if tokio::time::Instant::now() >= deadline {
+                                return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);
+                            }
                         }
                     }
-                },
+                }
             }
         }
     }
@@ -310,20 +323,36 @@ impl Cache {
     /// A fresh entry for the request and the time it was checked at, or why
     /// the origin must be asked (with the stale entry, if there is one).
     pub(crate) async fn lookup(&self, ex: &Exchange<'_>) -> Result<(Arc<CachedEntry>, u64), Miss> {
-        let entry = match self.inner.store.get(ex.key.as_str()).await {
-            Ok(Some(entry)) => entry,
-            Ok(None) => return Err(Miss::new(Fwd::UriMiss)),
+        let (entry, stamp) = match self.inner.store.get_stamped(ex.key.as_str()).await {
+            Ok((Some(entry), stamp)) => (entry, stamp),
+            Ok((None, stamp)) => return Err(Miss::new(Fwd::UriMiss, stamp)),
             Err(err) => {
                 self.log_store_error("get", &err);
-                return Err(Miss::new(Fwd::UriMiss));
+                return Err(Miss::new(Fwd::UriMiss, Stamp::LOST));
             }
         };
         let now = self.inner.clock.now_ms();
         match usable(&entry, &ex.parts, now, ex.policy) {
             Ok(()) => Ok((entry, now)),
             // Kept for stale serving and revalidation.
-            Err(fwd @ (Fwd::Stale | Fwd::Request)) => Err(Miss { fwd, stale: Some(entry) }),
-            Err(fwd) => Err(Miss::new(fwd)),
+            Err(fwd @ (Fwd::Stale | Fwd::Request)) => Err(Miss {
+                fwd,
+                stale: Some(entry),
+                stamp,
+            }),
+            Err(fwd) => Err(Miss::new(fwd, stamp)),
+        }
+    }
+
+    /// Where a fetch that begins now stands in the store's order of
+    /// invalidations ([`Stamp::LOST`] when the store cannot tell).
+    pub(crate) async fn stamp(&self) -> Stamp {
+        match self.inner.store.stamp().await {
+            Ok(stamp) => stamp,
+            Err(err) => {
+                self.log_store_error("stamp", &err);
+                Stamp::LOST
+            }
         }
     }
 
@@ -409,17 +438,33 @@ impl Cache {
     }
 }
 
-/// Why a lookup found nothing to answer with.
+/// Why a lookup found nothing to answer with, and what the fetch that
+/// follows needs from it.
 pub(crate) struct Miss {
     pub(crate) fwd: Fwd,
     /// A stale entry that matches the request: what stale-while-revalidate
     /// and stale-if-error may answer with.
     pub(crate) stale: Option<Arc<CachedEntry>>,
+    /// Where the lookup stood in the store's order of invalidations: the
+    /// fetch's response is stored only if no invalidation concerning it
+    /// came later.
+    pub(crate) stamp: Stamp,
 }
 
 impl Miss {
-    fn new(fwd: Fwd) -> Self {
-        Miss { fwd, stale: None }
+    pub(crate) fn new(fwd: Fwd, stamp: Stamp) -> Self {
+        Miss { fwd, stale: None, stamp }
+    }
+
+    fn with_fwd(self, fwd: Fwd) -> Self {
+        Miss { fwd, ..self }
+    }
+
+    /// The stale entry, when stale-while-revalidate lets it answer at `now`.
+    fn stale_while_revalidate(&self, policy: &PolicyInner, now: u64) -> Option<&Arc<CachedEntry>> {
+        let entry = self.stale.as_ref()?;
+        (self.fwd == Fwd::Stale && entry.within_stale_window(now, entry.stale_while_revalidate_ms) && may_serve_stale(policy, entry))
+            .then_some(entry)
     }
 }
 

@@ -32,7 +32,7 @@ pub use self::redis::{
 };
 #[cfg(all(feature = "redis", feature = "moka"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "moka"))))]
-pub use self::tiered::{TieredStore, TieredStoreBuilder};
+pub use self::tiered::{DEFAULT_KEEPALIVE, DEFAULT_L1_GRACE, TieredStore, TieredStoreBuilder};
 #[cfg(all(feature = "redis", feature = "moka"))]
 mod tiered;
 
@@ -60,8 +60,35 @@ pub trait Store: Send + Sync + 'static {
         None
     }
 
+    /// Reads the entry stored at `key`, and the point in the store's order
+    /// of invalidations before which a response fetched after this call
+    /// cannot have been read: the [`Stamp`] the engine gives the entry it
+    /// stores after a miss (see [`CachedEntry::stamp`]). A shared store
+    /// takes both in one round trip. The default reads with
+    /// [`get`](Store::get), then [`stamp`](Store::stamp).
+    fn get_stamped(&self, key: &str) -> impl Future<Output = Result<(Option<Arc<CachedEntry>>, Stamp), StoreError>> + Send {
+        async move {
+            let entry = self.get(key).await?;
+            Ok((entry, self.stamp().await?))
+        }
+    }
+
+    /// The current point in the store's order of invalidations (see
+    /// [`Stamp`]). The default, for a store that only one process sees,
+    /// answers [`Stamp::NONE`]: the engine orders its own fetches and
+    /// invalidations.
+    fn stamp(&self) -> impl Future<Output = Result<Stamp, StoreError>> + Send {
+        std::future::ready(Ok(Stamp::NONE))
+    }
+
     /// Stores `entry` at `key` for `ttl`, replacing any entry there, and
     /// records it under each of its tags.
+    ///
+    /// A store shared by several processes refuses, with
+    /// [`StoreError::Superseded`], an entry whose [`stamp`](CachedEntry::stamp)
+    /// predates an invalidation of its key, of one of its tags or of a
+    /// prefix of its key: the response was fetched before the change and
+    /// may not show it.
     fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Drops the entry at `key`; returns whether there was one.
@@ -100,6 +127,53 @@ pub trait Store: Send + Sync + 'static {
     fn record_metrics(&self) {}
 }
 
+/// A point in a store's order of invalidations: where the fetch of an
+/// entry began.
+///
+/// A shared store keeps a clock that every invalidation advances, and
+/// refuses to store an entry fetched before an invalidation that concerns
+/// it, whichever instance ran the invalidation. The engine takes the stamp
+/// with the lookup that found nothing ([`Store::get_stamped`]), before it
+/// asks the origin, and hands it to [`Store::put`] on the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp(StampKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum StampKind {
+    #[default]
+    None,
+    Lost,
+    At(u64),
+}
+
+impl Stamp {
+    /// No stamp: the entry was not fetched after a lookup (a direct
+    /// [`Store::put`]), and a shared store stores it as of now.
+    pub const NONE: Stamp = Stamp(StampKind::None);
+
+    /// The store could not be asked (it failed or was skipped): a shared
+    /// store cannot order the entry against invalidations and refuses it.
+    pub const LOST: Stamp = Stamp(StampKind::Lost);
+
+    /// The point `clock` of a store's clock.
+    pub const fn at(clock: u64) -> Stamp {
+        Stamp(StampKind::At(clock))
+    }
+
+    /// The clock value, for [`Stamp::at`] stamps.
+    pub const fn clock(self) -> Option<u64> {
+        match self.0 {
+            StampKind::At(clock) => Some(clock),
+            _ => None,
+        }
+    }
+
+    /// Whether this is [`Stamp::LOST`].
+    pub const fn is_lost(self) -> bool {
+        matches!(self.0, StampKind::Lost)
+    }
+}
+
 /// The answer to [`Store::try_lease`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,11 +203,13 @@ impl LeaseToken {
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type Stamped = (Option<Arc<CachedEntry>>, Stamp);
 
 /// The object-safe form of [`Store`] the engine holds.
 pub(crate) trait DynStore: Send + Sync + 'static {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Arc<CachedEntry>>, StoreError>>;
     fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>>;
+    fn get_stamped<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Stamped, StoreError>>;
+    fn stamp(&self) -> BoxFuture<'_, Result<Stamp, StoreError>>;
     fn put<'a>(&'a self, key: &'a str, entry: Arc<CachedEntry>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>>;
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn invalidate_tags<'a>(&'a self, tags: &'a [String]) -> BoxFuture<'a, Result<u64, StoreError>>;
@@ -144,11 +220,14 @@ pub(crate) trait DynStore: Send + Sync + 'static {
 }
 
 impl<S: Store> DynStore for S {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Arc<CachedEntry>>, StoreError>> {
-        Box::pin(Store::get(self, key))
-    }
     fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
         Store::get_now(self, key)
+    }
+    fn get_stamped<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Stamped, StoreError>> {
+        Box::pin(Store::get_stamped(self, key))
+    }
+    fn stamp(&self) -> BoxFuture<'_, Result<Stamp, StoreError>> {
+        Box::pin(Store::stamp(self))
     }
     fn put<'a>(&'a self, key: &'a str, entry: Arc<CachedEntry>, ttl: Duration) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(Store::put(self, key, entry, ttl))

@@ -10,14 +10,21 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use tokio::task::AbortHandle;
+use tokio::{task::AbortHandle, time::Instant};
 
 use crate::{
     CachedEntry,
     error::StoreError,
     metrics::{self, Op, StoreLabel},
-    store::{Lease, LeaseToken, MokaStore, RedisStore, Store},
+    store::{Lease, LeaseToken, MokaStore, RedisStore, Stamp, Store, redis::message::Message},
 };
+
+/// How long L1 keeps serving after the invalidation subscription is lost,
+/// by default.
+pub const DEFAULT_L1_GRACE: Duration = Duration::from_secs(1);
+/// How often the invalidation subscription is checked with a `PING`, by
+/// default.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(1);
 
 /// A two-level store: an in-process [`MokaStore`] (L1) in front of a shared
 /// [`RedisStore`] (L2).
@@ -25,18 +32,28 @@ use crate::{
 /// - Reads try L1, then L2; an L2 hit is copied into L1 for no longer than
 ///   L2 still keeps it (and no longer than [`TieredStoreBuilder::l1_max_ttl`]).
 ///   L1 hits answer without waiting ([`Store::get_now`]).
-/// - Writes go to L2, then L1.
-/// - Every invalidation (key, tag, prefix) is applied to L2 and L1, then
-///   published on the Redis channel `{prefix}invalidations`; every other
-///   instance's store applies it to its L1 as it arrives.
-/// - Each store keeps a subscription to that channel, reconnects it after a
-///   Redis restart and then drops its whole L1, since it may have missed
-///   invalidations while disconnected.
+/// - Writes go to L2, then to L1 — only when L2 took the entry: an entry
+///   L2 refuses (its fetch overlapped an invalidation, see [`RedisStore`])
+///   or cannot take (Redis is unreachable) is not kept in L1 either.
+/// - Every invalidation (key, tag, prefix) is applied to L2 and to L1; L2
+///   publishes it on the Redis channel `{prefix}invalidations`, and every
+///   other instance's store applies it to its L1 as it arrives. One that
+///   cannot reach Redis still applies to this instance's L1 at once, and L2
+///   keeps it and applies and publishes it when Redis answers again.
+/// - Each store keeps a subscription to that channel, checked with a `PING`
+///   every [`keepalive`](TieredStoreBuilder::keepalive) so that a dead
+///   connection is noticed within seconds, reconnects it, and then drops
+///   its whole L1, since it may have missed invalidations meanwhile.
+/// - L1 is trusted only while the instance can hear invalidations: once
+///   the subscription is lost, L1 keeps serving for
+///   [`l1_grace`](TieredStoreBuilder::l1_grace), then is bypassed (every
+///   read goes to L2, or to the origin while Redis is away) until the
+///   subscription is back and L1 has been dropped.
 /// - Leases (cross-instance coalescing) are taken in L2.
 ///
-/// When Redis is down, L1 keeps serving and filling on this instance;
-/// other instances cannot hear its invalidations until Redis is back, when
-/// they drop their L1.
+/// So another instance stops serving an invalidated entry within the
+/// pub/sub delivery time while connected, and within `l1_grace` plus the
+/// keepalive's detection time when its subscription is broken.
 ///
 /// Cheap to clone: clones share both levels and the subscription, which
 /// ends when the last clone is dropped.
@@ -66,12 +83,16 @@ struct Inner {
     l1: MokaStore,
     l2: RedisStore,
     l1_max_ttl: Option<Duration>,
-    /// Tells this instance's messages from the others'.
-    instance: u64,
+    l1_grace: Duration,
+    keepalive: Duration,
     /// Bumped whenever L1 drops anything: a promotion that read L2 before
     /// the bump may hold what was just invalidated, and is not kept.
     epoch: AtomicU64,
     subscribed: AtomicBool,
+    /// When the subscription was last lost (or the store built), in µs
+    /// after `started`.
+    down_since_us: AtomicU64,
+    started: Instant,
     l1_resets: AtomicU64,
     listener: std::sync::OnceLock<AbortHandle>,
 }
@@ -101,6 +122,8 @@ pub struct TieredStoreBuilder {
     l1: Option<MokaStore>,
     l2: RedisStore,
     l1_max_ttl: Option<Duration>,
+    l1_grace: Duration,
+    keepalive: Duration,
 }
 
 impl TieredStore {
@@ -110,6 +133,8 @@ impl TieredStore {
             l1: None,
             l2,
             l1_max_ttl: None,
+            l1_grace: DEFAULT_L1_GRACE,
+            keepalive: DEFAULT_KEEPALIVE,
         }
     }
 
@@ -128,6 +153,12 @@ impl TieredStore {
         self.inner.subscribed.load(Ordering::Acquire)
     }
 
+    /// Whether L1 serves: the subscription is up, or was lost less than
+    /// [`l1_grace`](TieredStoreBuilder::l1_grace) ago.
+    pub fn is_l1_trusted(&self) -> bool {
+        self.inner.l1_trusted()
+    }
+
     /// How many times L1 was dropped because the subscription (re)connected.
     pub fn l1_resets(&self) -> u64 {
         self.inner.l1_resets.load(Ordering::Relaxed)
@@ -137,22 +168,14 @@ impl TieredStore {
         self.inner.l1_max_ttl.map_or(ttl, |max| ttl.min(max))
     }
 
-    /// Applies an invalidation to L2 (`l2`), then to L1, then tells the
-    /// other instances: L2 first, so that a promotion racing it either
-    /// reads L2 after it or is dropped from L1 with it.
+    /// Applies an invalidation to L2 (`l2`, which publishes it or keeps it
+    /// for when Redis is back), then to L1 whatever L2 answered: L2 first,
+    /// so that a promotion racing it either reads L2 after it or is dropped
+    /// from L1 with it.
     async fn invalidate<T>(&self, message: Message<'_>, l2: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
         let dropped = l2.await;
         self.inner.apply(&message).await;
-        if dropped.is_ok() {
-            self.broadcast(message).await;
-        }
         dropped
-    }
-
-    async fn broadcast(&self, message: Message<'_>) {
-        if let Err(err) = self.inner.l2.publish(message.encode(self.inner.instance)).await {
-            tracing::warn!(error = %err, "invalidation not published: other instances keep their copies until their L1 expires or resets");
-        }
     }
 }
 
@@ -163,11 +186,29 @@ impl TieredStoreBuilder {
         self
     }
 
-    /// Keeps entries in L1 for at most `ttl`, whatever L2 keeps them for:
-    /// bounds how long an instance can serve a copy whose invalidation it
-    /// missed. Default: no bound beyond L2's remaining TTL.
+    /// Keeps entries in L1 for at most `ttl`, whatever L2 keeps them for.
+    /// Default: no bound beyond L2's remaining TTL.
     pub fn l1_max_ttl(mut self, ttl: Duration) -> Self {
         self.l1_max_ttl = Some(ttl);
+        self
+    }
+
+    /// How long L1 keeps serving once the invalidation subscription is
+    /// lost, after which it is bypassed until the subscription is back:
+    /// the longest this instance serves an entry whose invalidation it
+    /// could not hear (plus the time to notice, see
+    /// [`keepalive`](Self::keepalive)). Default: [`DEFAULT_L1_GRACE`].
+    /// Zero bypasses L1 as soon as the subscription is lost.
+    pub fn l1_grace(mut self, grace: Duration) -> Self {
+        self.l1_grace = grace;
+        self
+    }
+
+    /// How often the subscription is checked with a `PING`; one that gets
+    /// no answer within the L2 response timeout counts the connection as
+    /// dead. Default: [`DEFAULT_KEEPALIVE`].
+    pub fn keepalive(mut self, every: Duration) -> Self {
+        self.keepalive = every.max(Duration::from_millis(10));
         self
     }
 
@@ -184,9 +225,12 @@ impl TieredStoreBuilder {
                 l1: self.l1.unwrap_or_default(),
                 l2: self.l2,
                 l1_max_ttl: self.l1_max_ttl,
-                instance: fastrand::u64(..),
+                l1_grace: self.l1_grace,
+                keepalive: self.keepalive,
                 epoch: AtomicU64::new(0),
                 subscribed: AtomicBool::new(false),
+                down_since_us: AtomicU64::new(0),
+                started: Instant::now(),
                 l1_resets: AtomicU64::new(0),
                 listener: std::sync::OnceLock::new(),
             }),
@@ -200,6 +244,23 @@ impl TieredStoreBuilder {
 impl Inner {
     fn bump(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn l1_trusted(&self) -> bool {
+        if self.subscribed.load(Ordering::Acquire) {
+            return true;
+        }
+        let down_for = self.now_us().saturating_sub(self.down_since_us.load(Ordering::Acquire));
+        u128::from(down_for) < self.l1_grace.as_micros()
+    }
+
+    fn lost(&self) {
+        self.down_since_us.store(self.now_us(), Ordering::Release);
+        self.subscribed.store(false, Ordering::Release);
     }
 
     async fn apply(&self, message: &Message<'_>) {
@@ -234,7 +295,7 @@ impl Inner {
 /// lives, dropping L1 each time the subscription (re)connects.
 async fn listen(store: Weak<Inner>, l2: RedisStore) {
     let channel = l2.channel();
-    let timeout = l2.response_timeout().max(Duration::from_millis(500));
+    let timeout = l2.response_timeout().max(Duration::from_millis(100));
     let mut delay = Duration::from_millis(50);
     let mut node = 0;
     loop {
@@ -252,19 +313,35 @@ async fn listen(store: Weak<Inner>, l2: RedisStore) {
                 inner.subscribed.store(true, Ordering::Release);
                 tracing::info!(server = %l2.server(), "subscribed to cache invalidations; L1 dropped");
                 delay = Duration::from_millis(50);
+                let keepalive = inner.keepalive;
                 drop(inner);
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    let Some(inner) = store.upgrade() else { return };
-                    match Message::decode(msg.get_payload_bytes()) {
-                        Some((instance, _)) if instance == inner.instance => {}
-                        Some((_, message)) => inner.apply(&message).await,
-                        None => tracing::debug!("ignoring a malformed invalidation message"),
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ticks = tokio::time::interval(keepalive);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ticks.tick().await;
+                let why = loop {
+                    tokio::select! {
+                        msg = messages.next() => {
+                            let Some(msg) = msg else { break "connection closed" };
+                            let Some(inner) = store.upgrade() else { return };
+                            match Message::decode(msg.get_payload_bytes()) {
+                                Some((instance, _)) if instance == l2.instance() => {}
+                                Some((_, message)) => inner.apply(&message).await,
+                                None => tracing::debug!("ignoring a malformed invalidation message"),
+                            }
+                        }
+                        _ = ticks.tick() => {
+                            match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(_)) => break "ping failed",
+                                Err(_) => break "ping unanswered",
+                            }
+                        }
                     }
-                }
+                };
                 let Some(inner) = store.upgrade() else { return };
-                inner.subscribed.store(false, Ordering::Release);
-                tracing::warn!(server = %l2.server(), "invalidation subscription lost; reconnecting");
+                inner.lost();
+                tracing::warn!(server = %l2.server(), reason = why, "invalidation subscription lost; reconnecting");
             }
             Ok(Err(err)) => tracing::debug!(server = %l2.server(), error = %err, "invalidation subscription failed; retrying"),
             Err(_) => tracing::debug!(server = %l2.server(), "invalidation subscription timed out; retrying"),
@@ -273,67 +350,7 @@ async fn listen(store: Weak<Inner>, l2: RedisStore) {
             return;
         }
         tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// An invalidation as published:
-/// `instance u64 | kind u8 | items: (u32 len, bytes)*`, big-endian.
-#[derive(Debug, PartialEq, Eq)]
-enum Message<'a> {
-    Key(&'a str),
-    Tags(Vec<&'a str>),
-    Prefix(&'a str),
-    All,
-}
-
-impl<'a> Message<'a> {
-    fn encode(&self, instance: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(&instance.to_be_bytes());
-        let item = |out: &mut Vec<u8>, s: &str| {
-            out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
-            out.extend_from_slice(s.as_bytes());
-        };
-        match self {
-            Message::Key(key) => {
-                out.push(b'k');
-                item(&mut out, key);
-            }
-            Message::Tags(tags) => {
-                out.push(b't');
-                for tag in tags {
-                    item(&mut out, tag);
-                }
-            }
-            Message::Prefix(prefix) => {
-                out.push(b'p');
-                item(&mut out, prefix);
-            }
-            Message::All => out.push(b'*'),
-        }
-        out
-    }
-
-    fn decode(bytes: &'a [u8]) -> Option<(u64, Message<'a>)> {
-        let instance = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let kind = *bytes.get(8)?;
-        let mut rest = &bytes[9..];
-        let mut items = Vec::new();
-        while !rest.is_empty() {
-            let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-            let item = rest.get(4..4usize.checked_add(len)?)?;
-            items.push(std::str::from_utf8(item).ok()?);
-            rest = &rest[4 + len..];
-        }
-        let message = match (kind, items.as_slice()) {
-            (b'k', [key]) => Message::Key(key),
-            (b't', _) => Message::Tags(items),
-            (b'p', [prefix]) => Message::Prefix(prefix),
-            (b'*', []) => Message::All,
-            _ => return None,
-        };
-        Some((instance, message))
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 
@@ -342,7 +359,18 @@ impl Store for TieredStore {
         metrics::timed(StoreLabel::Tiered, Op::Get, self.read(key)).await
     }
 
+    async fn get_stamped(&self, key: &str) -> Result<(Option<Arc<CachedEntry>>, Stamp), StoreError> {
+        metrics::timed(StoreLabel::Tiered, Op::Get, self.read_stamped(key)).await
+    }
+
+    async fn stamp(&self) -> Result<Stamp, StoreError> {
+        self.inner.l2.stamp().await
+    }
+
     fn get_now(&self, key: &str) -> Option<Arc<CachedEntry>> {
+        if !self.inner.l1_trusted() {
+            return None;
+        }
         let started = std::time::Instant::now();
         let entry = self.inner.l1.get_now(key);
         metrics::operation(StoreLabel::Tiered, Op::Get, started);
@@ -387,68 +415,54 @@ impl Store for TieredStore {
 impl TieredStore {
     /// L1, then L2 (promoting what it finds into L1).
     async fn read(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
-        if let Some(entry) = self.inner.l1.get_now(key) {
+        if self.inner.l1_trusted()
+            && let Some(entry) = self.inner.l1.get_now(key)
+        {
             return Ok(Some(entry));
         }
         let epoch = self.inner.epoch.load(Ordering::Acquire);
-        let Some((entry, ttl)) = self.inner.l2.get_with_ttl(key).await? else {
-            return Ok(None);
-        };
-        if self.inner.epoch.load(Ordering::Acquire) == epoch {
+        let found = self.inner.l2.get_with_ttl(key).await?;
+        Ok(self.promote(key, found, epoch).await)
+    }
+
+    /// [`read`](Self::read), with the clock of L2 (which an entry found
+    /// in L1 needs too: the engine may find it stale and fetch again).
+    async fn read_stamped(&self, key: &str) -> Result<(Option<Arc<CachedEntry>>, Stamp), StoreError> {
+        if self.inner.l1_trusted()
+            && let Some(entry) = self.inner.l1.get_now(key)
+        {
+            let stamp = self.inner.l2.stamp().await.unwrap_or(Stamp::LOST);
+            return Ok((Some(entry), stamp));
+        }
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
+        let (found, stamp) = self.inner.l2.get_with_ttl_stamped(key).await?;
+        Ok((self.promote(key, found, epoch).await, stamp))
+    }
+
+    /// Copies an entry read from L2 into L1, unless L1 dropped anything
+    /// since the read began (`epoch`) or is not trusted.
+    async fn promote(&self, key: &str, found: Option<(Arc<CachedEntry>, Duration)>, epoch: u64) -> Option<Arc<CachedEntry>> {
+        let (entry, ttl) = found?;
+        if self.inner.epoch.load(Ordering::Acquire) == epoch && self.inner.l1_trusted() {
             let _ = self.inner.l1.put(key, Arc::clone(&entry), self.l1_ttl(ttl)).await;
             // An invalidation that landed during the insert may have missed it.
             if self.inner.epoch.load(Ordering::Acquire) != epoch {
                 let _ = self.inner.l1.delete(key).await;
             }
         }
-        Ok(Some(entry))
+        Some(entry)
     }
 
-    /// L2, then L1.
+    /// L2, then L1 if L2 took it.
     async fn write(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
         let epoch = self.inner.epoch.load(Ordering::Acquire);
-        let stored = self.inner.l2.put(key, Arc::clone(&entry), ttl).await;
-        if self.inner.epoch.load(Ordering::Acquire) == epoch {
+        self.inner.l2.put(key, Arc::clone(&entry), ttl).await?;
+        if self.inner.epoch.load(Ordering::Acquire) == epoch && self.inner.l1_trusted() {
             let _ = self.inner.l1.put(key, entry, self.l1_ttl(ttl)).await;
             if self.inner.epoch.load(Ordering::Acquire) != epoch {
                 let _ = self.inner.l1.delete(key).await;
             }
         }
-        stored
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    #[test]
-    fn messages_round_trip() {
-        for message in [
-            Message::Key("http:1:/p"),
-            Message::Tags(vec!["a", "", "b\0c"]),
-            Message::Tags(vec![]),
-            Message::Prefix(""),
-            Message::All,
-        ] {
-            let bytes = message.encode(42);
-            assert_eq!(Message::decode(&bytes), Some((42, message)));
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = Message::decode(&bytes);
-        }
-
-        #[test]
-        fn tags_round_trip(tags in proptest::collection::vec(".*", 0..5), instance in any::<u64>()) {
-            let message = Message::Tags(tags.iter().map(String::as_str).collect());
-            let bytes = message.encode(instance);
-            prop_assert_eq!(Message::decode(&bytes), Some((instance, message)));
-        }
+        Ok(())
     }
 }

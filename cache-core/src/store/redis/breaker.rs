@@ -96,30 +96,45 @@ impl Breaker {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether an operation may go to Redis now.
-    pub(crate) fn allow(&self) -> bool {
+    /// A permit for an operation to go to Redis now, or `None` when the
+    /// breaker skips Redis. The operation settles its permit with
+    /// [`Permit::success`] or [`Permit::failure`]; a probe's permit dropped
+    /// unsettled (its operation was cancelled) counts as a failed probe and
+    /// opens the breaker again, so that a cancelled probe never leaves it
+    /// half-open for good.
+    pub(crate) fn allow(&self) -> Option<Permit<'_>> {
+        let probe = self.admit()?;
+        Some(Permit {
+            breaker: self,
+            probe,
+            settled: false,
+        })
+    }
+
+    /// Whether an operation may go (`Some`), and whether it is a probe.
+    fn admit(&self) -> Option<bool> {
         let mut state = self.lock();
         let allowed = match &mut *state {
-            State::Closed { .. } => true,
+            State::Closed { .. } => Some(false),
             State::Open { until } => {
                 if Instant::now() >= *until {
                     tracing::info!(server = %self.server, "redis circuit breaker half-open: probing");
                     *state = State::HalfOpen { probing: true };
                     moved(BreakerState::HalfOpen);
-                    true
+                    Some(true)
                 } else {
-                    false
+                    None
                 }
             }
-            State::HalfOpen { probing } => !std::mem::replace(probing, true),
+            State::HalfOpen { probing } => (!std::mem::replace(probing, true)).then_some(true),
         };
-        if !allowed {
+        if allowed.is_none() {
             self.rejected.fetch_add(1, Ordering::Relaxed);
         }
         allowed
     }
 
-    pub(crate) fn success(&self) {
+    fn success(&self) {
         let mut state = self.lock();
         match &mut *state {
             State::Closed { failures } => *failures = 0,
@@ -132,7 +147,7 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn failure(&self) {
+    fn failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         let open = match &mut *state {
@@ -180,6 +195,37 @@ impl Breaker {
     }
 }
 
+/// Leave for one operation to go to Redis (see [`Breaker::allow`]).
+pub(crate) struct Permit<'a> {
+    breaker: &'a Breaker,
+    /// Whether the operation probes a breaker that was open.
+    probe: bool,
+    settled: bool,
+}
+
+impl Permit<'_> {
+    /// Redis answered.
+    pub(crate) fn success(mut self) {
+        self.settled = true;
+        self.breaker.success();
+    }
+
+    /// Redis failed or did not answer in time.
+    pub(crate) fn failure(mut self) {
+        self.settled = true;
+        self.breaker.failure();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if self.probe && !self.settled {
+            tracing::debug!(server = %self.breaker.server, "redis probe cancelled before redis answered");
+            self.breaker.failure();
+        }
+    }
+}
+
 /// Counts a move to `state` and sets the gauge.
 fn moved(state: BreakerState) {
     let (value, label) = state.metric();
@@ -197,29 +243,47 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_consecutive_failures_and_probes_after_the_cool_down() {
         let b = breaker();
-        b.failure();
-        b.failure();
-        b.success();
-        b.failure();
-        b.failure();
+        b.allow().unwrap().failure();
+        b.allow().unwrap().failure();
+        b.allow().unwrap().success();
+        b.allow().unwrap().failure();
+        b.allow().unwrap().failure();
         assert_eq!(b.state(), BreakerState::Closed, "a success resets the count");
-        b.failure();
+        b.allow().unwrap().failure();
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(!b.allow());
+        assert!(b.allow().is_none());
         tokio::time::advance(Duration::from_millis(1999)).await;
-        assert!(!b.allow());
+        assert!(b.allow().is_none());
         tokio::time::advance(Duration::from_millis(1)).await;
-        assert!(b.allow(), "the first operation after the cool-down probes");
+        let probe = b.allow().expect("the first operation after the cool-down probes");
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        assert!(!b.allow(), "one probe at a time");
-        b.failure();
+        assert!(b.allow().is_none(), "one probe at a time");
+        probe.failure();
         assert_eq!(b.state(), BreakerState::Open, "a failed probe opens it again");
         tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(b.allow());
-        b.success();
+        b.allow().unwrap().success();
         assert_eq!(b.state(), BreakerState::Closed);
-        assert!(b.allow());
+        assert!(b.allow().is_some());
         let stats = b.stats();
         assert_eq!((stats.opened, stats.closed, stats.rejected, stats.failures), (2, 1, 3, 6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_probe_opens_the_breaker_again() {
+        let b = breaker();
+        for _ in 0..3 {
+            b.allow().unwrap().failure();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let probe = b.allow().expect("probes after the cool-down");
+        assert!(b.allow().is_none());
+        drop(probe);
+        assert_eq!(b.state(), BreakerState::Open, "the dropped probe did not leave it half-open");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        b.allow().expect("probes again after another cool-down").success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        let ordinary = b.allow().unwrap();
+        drop(ordinary);
+        assert_eq!(b.state(), BreakerState::Closed, "a dropped ordinary operation changes nothing");
     }
 }

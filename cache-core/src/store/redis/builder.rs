@@ -2,15 +2,14 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, atomic::AtomicBool},
     time::Duration,
 };
 
-use redis::{Client, RedisError, Script, aio::ConnectionManagerConfig, cluster::ClusterClient};
+use redis::{Client, RedisError, aio::ConnectionManagerConfig, cluster::ClusterClient};
 
 use super::{
-    ADD_TO_TAG, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DROP_IF_TAGGED, Inner, RELEASE_LEASE, RedisStore, SET_ENTRY, Scripts,
-    TAKE_TAG,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, Inner, RedisStore, Scripts,
     breaker::{Breaker, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD},
     conn::Conn,
     layout::Layout,
@@ -210,18 +209,16 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 conn: OnceLock::new(),
                 layout: Layout::new(self.prefix),
-                scripts: Scripts {
-                    set_entry: Script::new(SET_ENTRY),
-                    add_to_tag: Script::new(ADD_TO_TAG),
-                    take_tag: Script::new(TAKE_TAG),
-                    drop_if_tagged: Script::new(DROP_IF_TAGGED),
-                    release_lease: Script::new(RELEASE_LEASE),
-                },
+                scripts: Scripts::new(),
                 breaker: Breaker::new(self.failure_threshold, self.cool_down, Arc::clone(&server)),
                 server,
                 response_timeout: self.response_timeout,
                 compress_above: self.compress_above,
                 subscribers,
+                instance: fastrand::u64(..),
+                pending: Mutex::default(),
+                has_pending: AtomicBool::new(false),
+                replaying: AtomicBool::new(false),
             }),
         };
         Ok((connector, store))

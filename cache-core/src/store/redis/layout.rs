@@ -1,17 +1,23 @@
 //! Names of the Redis keys a store uses.
 //!
 //! ```text
-//! {prefix}{h}e:{key}   the encoded entry
-//! {prefix}{h}o:{key}   the set of the entry's tags
-//! {prefix}{h}l:{key}   a cross-instance lease on the key
-//! {prefix}t:{tag}      the set of keys stored with the tag
+//! {prefix}{h}e:{key}      the encoded entry
+//! {prefix}{h}o:{key}      the set of the entry's tags
+//! {prefix}{h}k:{key}      the key's last invalidation stamp
+//! {prefix}{h}l:{key}      a cross-instance lease on the key
+//! {prefix}{g}t:{tag}      the keys stored with the tag, scored by expiry
+//! {prefix}{g}s:{tag}      the tag's last invalidation stamp
+//! {prefix}{g}x:{tag}:{n}  the keys of an invalidated tag, being dropped
+//! {prefix}clock           the clock of invalidations
+//! {prefix}prefixes        recent prefix invalidations, scored by stamp
 //! {prefix}invalidations   the channel invalidations are published on
 //! ```
 //!
-//! `{h}` is eight hex digits of a hash of the key in braces: a Redis Cluster
-//! hash tag that puts the keys of one cache key on one slot (so one script
-//! can write them) and spreads cache keys over every slot. The key follows
-//! in full, so names stay injective whatever bytes a key holds.
+//! `{h}` is eight hex digits of a hash of the key in braces, `{g}` the same
+//! of the tag: a Redis Cluster hash tag that puts the names of one cache key
+//! (or of one tag) on one slot, so that one script can check and write
+//! them, and spreads keys and tags over every slot. The key or tag follows
+//! in full, so names stay injective whatever bytes they hold.
 
 use std::fmt::Write as _;
 
@@ -49,12 +55,35 @@ impl Layout {
         self.keyed('o', key)
     }
 
+    pub(super) fn key_stamp(&self, key: &str) -> String {
+        self.keyed('k', key)
+    }
+
     pub(super) fn lease(&self, key: &str) -> String {
         self.keyed('l', key)
     }
 
     pub(super) fn tag(&self, tag: &str) -> String {
-        format!("{}t:{tag}", self.prefix)
+        self.keyed('t', tag)
+    }
+
+    pub(super) fn tag_stamp(&self, tag: &str) -> String {
+        self.keyed('s', tag)
+    }
+
+    /// A fresh name for the keys of an invalidated tag, on the tag's slot.
+    pub(super) fn taken_tag(&self, tag: &str, nonce: u64) -> String {
+        let mut name = self.keyed('x', tag);
+        let _ = write!(name, ":{nonce:016x}");
+        name
+    }
+
+    pub(super) fn clock(&self) -> String {
+        format!("{}clock", self.prefix)
+    }
+
+    pub(super) fn prefixes(&self) -> String {
+        format!("{}prefixes", self.prefix)
     }
 
     pub(super) fn channel(&self) -> String {
@@ -114,9 +143,13 @@ mod tests {
         assert_eq!(entry, format!("app:{{{:08x}}}e:http:1:/p{{x}}", fnv1a(b"http:1:/p{x}")));
         let tag = |name: &str| name[name.find('{').unwrap()..=name.find('}').unwrap()].to_owned();
         assert_eq!(tag(&entry), tag(&layout.own("http:1:/p{x}")));
+        assert_eq!(tag(&entry), tag(&layout.key_stamp("http:1:/p{x}")));
+        assert_eq!(tag(&layout.tag("t{1}")), tag(&layout.tag_stamp("t{1}")));
+        assert_eq!(tag(&layout.tag("t{1}")), tag(&layout.taken_tag("t{1}", 7)));
         assert_eq!(tag(&entry), tag(&layout.lease("http:1:/p{x}")));
         assert_eq!(layout.key_of_entry(&entry), Some("http:1:/p{x}"));
         assert_eq!(layout.key_of_entry("app:t:x"), None);
+        assert_eq!(layout.key_of_entry(&layout.tag("http:1:/p{x}")), None);
         assert_eq!(layout.key_of_entry("other:{12345678}e:k"), None);
     }
 

@@ -3,7 +3,10 @@
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, Mutex, OnceLock, PoisonError, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -14,14 +17,16 @@ use redis::{Client, ErrorKind, RedisError, Script, ServerErrorKind};
 use crate::{
     CachedEntry, codec,
     error::StoreError,
+    invalidation_log::Target,
     metrics::{self, Op, StoreLabel},
-    store::{Lease, LeaseToken, Store},
+    store::{Lease, LeaseToken, Stamp, Store},
 };
 
 mod breaker;
 mod builder;
 mod conn;
 mod layout;
+pub(crate) mod message;
 
 pub use self::breaker::{BreakerState, BreakerStats, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD};
 pub use self::builder::RedisStoreBuilder;
@@ -29,6 +34,7 @@ use self::{
     breaker::Breaker,
     conn::{Conn, Node},
     layout::Layout,
+    message::Message,
 };
 
 /// Response timeout of [`RedisStore`] by default: generous for a 1 MiB
@@ -37,47 +43,119 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connection timeout of [`RedisStore`] by default.
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Stores an entry and replaces the set of its tags, atomically (both keys
-/// share a hash slot).
-///
-/// KEYS[1] entry, KEYS[2] the entry's tag set; ARGV[1] encoded entry,
-/// ARGV[2] TTL in ms, ARGV[3..] tags.
+/// The clock of invalidations: its value, or Redis time (µs) before the
+/// first invalidation. KEYS[1] the clock.
+const CLOCK_READ: &str = r"
+local c = redis.call('GET', KEYS[1])
+if c then return tonumber(c) end
+local t = redis.call('TIME')
+return tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1
+";
+
+/// Advances the clock of invalidations and returns its new value: Redis
+/// time in µs, or one more than the last value when that is later (so that
+/// it never goes back, even if the key was evicted and Redis time did not
+/// move on). KEYS[1] the clock.
+const CLOCK_TICK: &str = r"
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c >= now then now = c + 1 end
+redis.call('SET', KEYS[1], string.format('%.0f', now))
+return now
+";
+
+/// Stores an entry and replaces the set of its tags, unless its key was
+/// invalidated after its fetch began, or the fetch is older than stamps
+/// are kept. KEYS[1] entry, KEYS[2] the key's invalidation stamp, KEYS[3]
+/// the entry's tags; ARGV[1] encoded entry, ARGV[2] TTL in ms, ARGV[3] the
+/// fetch's stamp, ARGV[4] the longest fetch stored (µs), ARGV[5..] tags.
+/// Returns 1 when stored.
 const SET_ENTRY: &str = r"
+redis.replicate_commands()
+local inv = redis.call('GET', KEYS[2])
+if inv and tonumber(inv) > tonumber(ARGV[3]) then return 0 end
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
-if #ARGV > 2 then
-  for i = 3, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+if #ARGV > 4 then
+  for i = 5, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
 return 1
 ";
 
-/// Records a key under a tag, keeping the tag set alive as long as its
-/// longest-lived entry. KEYS[1] tag set; ARGV[1] key, ARGV[2] TTL in ms.
-const ADD_TO_TAG: &str = r"
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
-";
-
-/// Takes a tag set: returns its members and deletes it, atomically.
-const TAKE_TAG: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return members
-";
-
-/// Drops the entry at a key if it carries any of the tags in ARGV (a tag
-/// set may name a key whose entry has since been replaced by one without
-/// the tag). KEYS[1] entry, KEYS[2] its tag set. Returns 1 when dropped.
+/// Drops the entry at a key if it carries the tag ARGV[1] (a tag's set may
+/// name a key whose entry has since been replaced by one without the
+/// tag). KEYS[1] entry, KEYS[2] its tags. Returns 1 when dropped.
 const DROP_IF_TAGGED: &str = r"
-for i = 1, #ARGV do
-  if redis.call('SISMEMBER', KEYS[2], ARGV[i]) == 1 then
-    redis.call('DEL', KEYS[2])
-    return redis.call('DEL', KEYS[1])
-  end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  return redis.call('DEL', KEYS[1])
 end
 return 0
+";
+
+/// Lists a key under a tag until its entry expires, unless the tag was
+/// invalidated after the entry's fetch began; drops the keys whose entries
+/// expired, and keeps the set as long as its longest-lived entry.
+/// KEYS[1] the tag's keys (a sorted set scored by expiry, ms), KEYS[2] the
+/// tag's invalidation stamp; ARGV[1] key, ARGV[2] TTL in ms, ARGV[3] the
+/// fetch's stamp, ARGV[4] the longest fetch stored (µs). Returns 1 when
+/// listed.
+const TAG_ADD: &str = r"
+redis.replicate_commands()
+local inv = redis.call('GET', KEYS[2])
+if inv and tonumber(inv) > tonumber(ARGV[3]) then return 0 end
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if now_us - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return 0 end
+local now = math.floor(now_us / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+";
+
+/// Invalidates a tag: records the stamp, and moves the tag's keys to a
+/// new name (at once: from then on, no entry listed there passes the read
+/// check) for the caller to drain in batches. KEYS[1] the tag's keys,
+/// KEYS[2] its stamp, KEYS[3] the name to move the keys to; ARGV[1] the
+/// invalidation's stamp, ARGV[2] how long stamps are kept (ms). Returns how
+/// many keys were moved.
+const TAG_TAKE: &str = r"
+local inv = redis.call('GET', KEYS[2])
+if not inv or tonumber(inv) < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RENAME', KEYS[1], KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return redis.call('ZCARD', KEYS[3])
+";
+
+/// Invalidates a key: records the stamp and drops the entry. KEYS[1]
+/// entry, KEYS[2] the key's stamp, KEYS[3] the entry's tags; ARGV[1] the
+/// invalidation's stamp, ARGV[2] how long stamps are kept (ms). Returns 1
+/// when an entry was dropped.
+const KEY_DROP: &str = r"
+local inv = redis.call('GET', KEYS[2])
+if not inv or tonumber(inv) < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
+redis.call('DEL', KEYS[3])
+return redis.call('DEL', KEYS[1])
+";
+
+/// Records a prefix invalidation, for the writes that overlap it, and
+/// forgets those older than the longest fetch. KEYS[1] the recent prefix
+/// invalidations (a sorted set scored by stamp); ARGV[1] prefix, ARGV[2]
+/// the invalidation's stamp, ARGV[3] the longest fetch (µs), ARGV[4] the
+/// same in ms.
+const PREFIX_NOTE: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
 ";
 
 /// Releases a lease if it is still ours. KEYS[1] lease; ARGV[1] token.
@@ -85,6 +163,21 @@ const RELEASE_LEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
+
+/// The longest fetch whose response is stored, and how long invalidation
+/// stamps are kept: a response whose fetch began longer ago than this
+/// could predate an invalidation whose stamp is gone.
+pub(crate) const FETCH_WINDOW: Duration = Duration::from_secs(600);
+
+/// The stamp of a direct put, which has no fetch to order: later than any.
+const UNORDERED: u64 = 1 << 60;
+
+/// Keys of a taken tag dropped per round trip.
+const DRAIN_BATCH: usize = 500;
+
+/// Invalidations kept while Redis is unreachable (tags count one each);
+/// past this the store forgets them and invalidates everything instead.
+const MAX_PENDING: usize = 1024;
 
 /// How many commands an invalidation keeps in flight at once.
 const INVALIDATION_CONCURRENCY: usize = 64;
@@ -97,26 +190,68 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// Entries are stored with the crate's versioned [`codec`] (compressed above
 /// a size, by default) under `{prefix}{h}e:{key}`, where `{h}` is a short
 /// hash of the key in braces: a Redis Cluster hash tag, so that an entry and
-/// the set of its tags `{prefix}{h}o:{key}` live on one slot and are
-/// written together by one script. Each tag is a set `{prefix}t:{tag}` of
-/// keys, on whatever slot it hashes to, that expires with its longest-lived
-/// entry. Invalidating a tag takes its set and drops each listed entry that
-/// still carries the tag: O(entries of the tag), no `KEYS` or `SCAN`.
-/// Invalidating a key prefix `SCAN`s (every master, on a cluster). Foreign
-/// or corrupt bytes at a key read as a miss and are overwritten by the next
-/// store.
+/// the set of its tags `{prefix}{h}o:{key}` and its key's invalidation
+/// stamp `{prefix}{h}k:{key}` live on one slot and are checked and written
+/// together by one script. Each tag is a sorted set
+/// `{prefix}{g}t:{tag}` of the keys stored with it, scored by their expiry,
+/// with the tag's invalidation stamp `{prefix}{g}s:{tag}` beside it (`{g}`
+/// a hash of the tag); a write drops the keys whose entries expired, so a
+/// set holds no more than the tag's live entries and expires with the last
+/// of them. Foreign or corrupt bytes at a key read as a miss and are
+/// overwritten by the next store.
+///
+/// # Consistency
+///
+/// Invalidations are ordered against fetches, across every instance that
+/// shares the store:
+///
+/// - Every invalidation advances a clock (`{prefix}clock`: Redis time in
+///   µs, never going back) and leaves its value as the stamp of each key
+///   and tag it invalidates, kept for ten minutes. A prefix invalidation is
+///   noted in `{prefix}prefixes` for as long.
+/// - A lookup that finds nothing reads the clock in the same round trip
+///   ([`Store::get_stamped`]): the [`Stamp`] of the fetch that follows. The
+///   entry fetched is stored only if no invalidation of its key, of one of
+///   its tags or of a prefix of its key has a later stamp (checked by the
+///   scripts that write it, then once more for prefixes), and only if the
+///   fetch took less than ten minutes.
+/// - A tag invalidation moves the tag's set away at once, and an entry is
+///   read only while every one of its tags still lists its key: an entry
+///   whose tag bookkeeping is gone — invalidated, or evicted under
+///   `maxmemory` — is a miss, never a stale hit. The entries of the moved
+///   keys that still carry the tag are then dropped in batches of 500, so
+///   that invalidating a huge tag never blocks Redis.
+///
+/// What it costs: a miss reads the clock alongside the entry (no extra
+/// round trip on a server, a parallel request on a cluster); a hit reads
+/// the entry, then checks its tags (two round trips); storing an entry
+/// takes two (the entry, then its tags and the recent prefix
+/// invalidations, in parallel); invalidating tags takes three (clock,
+/// tags, the batches of entries) and publishing the invalidation one more.
+///
+/// # Invalidations while Redis is unreachable
+///
+/// An invalidation that fails is kept (up to 1,024 keys, tags and
+/// prefixes; past that, an invalidation of every entry under the prefix
+/// replaces them) and applied, then published, in the background as soon
+/// as Redis answers again. Until then the store neither reads from nor
+/// writes to Redis ([`StoreError::Replaying`]): requests are served from
+/// the origin, never from entries an invalidation they cannot see yet
+/// covers. The failing call still returns its error.
 ///
 /// # Connections and failure
 ///
 /// One multiplexed connection serves every request: a reconnecting
 /// [`ConnectionManager`](redis::aio::ConnectionManager) for a server, a
 /// cluster connection (which follows slot moves) for a cluster. A read
-/// gives up after the response timeout, a write after twice that (it takes
-/// two round trips), waits for a reconnection included, so a stuck or dead
-/// server costs a request at most that long. A circuit breaker opens after consecutive
-/// failures: while it is open, operations fail at once with
-/// [`StoreError::CircuitOpen`] (the engine serves from the origin), and
-/// after a cool-down one operation probes Redis again. Cheap to clone.
+/// gives up after the response timeout, a write after three times that,
+/// an invalidation after three times that too (a prefix invalidation, which
+/// scans, after thirty), waits for a reconnection included, so a stuck or
+/// dead server costs a request at most that long. A circuit breaker opens
+/// after consecutive failures: while it is open, operations fail at once
+/// with [`StoreError::CircuitOpen`] (the engine serves from the origin),
+/// and after a cool-down one operation probes Redis again; a probe that is
+/// cancelled before Redis answers opens it again. Cheap to clone.
 ///
 /// The URL may carry an ACL user, a password and a database number;
 /// `rediss://` connects over TLS (feature `redis-tls`). Credentials never
@@ -154,14 +289,52 @@ struct Inner {
     compress_above: Option<usize>,
     /// Clients to subscribe to invalidations through, tried in order.
     subscribers: Vec<Client>,
+    /// Tells this store's published invalidations from other instances'.
+    instance: u64,
+    /// Invalidations that could not reach Redis.
+    pending: Mutex<Pending>,
+    /// Whether `pending` holds any: read on every operation.
+    has_pending: AtomicBool,
+    /// Whether a task is replaying `pending`.
+    replaying: AtomicBool,
+}
+
+/// Invalidations kept while Redis was unreachable.
+#[derive(Default)]
+struct Pending {
+    targets: Vec<Target>,
+    /// How many keys, tags and prefixes `targets` names.
+    size: usize,
+    /// More were kept than [`MAX_PENDING`]: everything is invalidated.
+    overflowed: bool,
 }
 
 struct Scripts {
+    clock_read: Script,
+    clock_tick: Script,
     set_entry: Script,
-    add_to_tag: Script,
-    take_tag: Script,
+    tag_add: Script,
+    tag_take: Script,
+    key_drop: Script,
     drop_if_tagged: Script,
+    prefix_note: Script,
     release_lease: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            clock_read: Script::new(CLOCK_READ),
+            clock_tick: Script::new(CLOCK_TICK),
+            set_entry: Script::new(SET_ENTRY),
+            tag_add: Script::new(TAG_ADD),
+            tag_take: Script::new(TAG_TAKE),
+            key_drop: Script::new(KEY_DROP),
+            drop_if_tagged: Script::new(DROP_IF_TAGGED),
+            prefix_note: Script::new(PREFIX_NOTE),
+            release_lease: Script::new(RELEASE_LEASE),
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -170,6 +343,7 @@ impl fmt::Debug for RedisStore {
             .field("server", &self.inner.server)
             .field("prefix", &self.inner.layout.prefix())
             .field("breaker", &self.inner.breaker.state())
+            .field("pending_invalidations", &self.pending_invalidations())
             .finish()
     }
 }
@@ -207,6 +381,13 @@ impl RedisStore {
         self.inner.conn.get().is_some()
     }
 
+    /// How many invalidations (keys, tags, prefixes) wait to be applied
+    /// because Redis was unreachable when they were made; while any do, the
+    /// store skips Redis.
+    pub fn pending_invalidations(&self) -> usize {
+        self.inner.lock_pending().size
+    }
+
     pub(crate) fn channel(&self) -> String {
         self.inner.layout.channel()
     }
@@ -221,6 +402,11 @@ impl RedisStore {
 
     pub(crate) fn response_timeout(&self) -> Duration {
         self.inner.response_timeout
+    }
+
+    /// The id this store publishes its invalidations with.
+    pub(crate) fn instance(&self) -> u64 {
+        self.inner.instance
     }
 
     /// Runs `op` on the connection, through the circuit breaker; records
@@ -243,15 +429,15 @@ impl RedisStore {
         Fut: Future<Output = Result<T, RedisError>>,
     {
         let conn = self.inner.conn.get().cloned().ok_or(StoreError::Unavailable)?;
-        if !self.inner.breaker.allow() {
+        let Some(permit) = self.inner.breaker.allow() else {
             return Err(StoreError::CircuitOpen);
-        }
+        };
         // Bounds the whole operation, including any wait for a reconnection.
         let budget = self.inner.response_timeout.saturating_mul(round_trips(operation));
         let result = match metrics::timed(StoreLabel::Redis, operation, tokio::time::timeout(budget, op(conn))).await {
             Ok(result) => result,
             Err(_) => {
-                self.inner.breaker.failure();
+                permit.failure();
                 return Err(StoreError::Timeout {
                     operation: operation.as_str(),
                 });
@@ -259,15 +445,15 @@ impl RedisStore {
         };
         match result {
             Ok(value) => {
-                self.inner.breaker.success();
+                permit.success();
                 Ok(value)
             }
             Err(err) => {
                 if is_outage(&err) {
-                    self.inner.breaker.failure();
+                    permit.failure();
                 } else {
                     // Redis answered: it is up.
-                    self.inner.breaker.success();
+                    permit.success();
                 }
                 if err.is_timeout() {
                     Err(StoreError::Timeout {
@@ -280,27 +466,89 @@ impl RedisStore {
         }
     }
 
-    /// Reads an entry and how long Redis keeps it.
-    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Arc<CachedEntry>, Duration)>, StoreError> {
-        let entry_key = self.inner.layout.entry(key);
-        let found = self
-            .call(Op::Get, |mut conn| async move {
-                let reply: Result<(Option<Vec<u8>>, i64), RedisError> =
-                    redis::pipe().get(&entry_key).pttl(&entry_key).query_async(&mut conn).await;
-                match reply {
-                    Err(err) if err.code() == Some("WRONGTYPE") => Ok((None, 0)),
-                    other => other,
-                }
-            })
-            .await?;
-        match found {
-            (Some(bytes), pttl) if pttl > 0 => Ok(decode(key, bytes).map(|e| (e, Duration::from_millis(pttl.unsigned_abs())))),
-            _ => Ok(None),
+    /// Fails while invalidations wait to be replayed (and makes sure they
+    /// are being replayed).
+    fn check_pending(&self) -> Result<(), StoreError> {
+        if self.inner.has_pending.load(Ordering::Acquire) {
+            self.start_replay();
+            return Err(StoreError::Replaying);
         }
+        Ok(())
     }
 
-    pub(crate) async fn publish(&self, payload: Vec<u8>) -> Result<(), StoreError> {
+    /// Reads an entry (checked against its tags), how long Redis keeps it,
+    /// and, with `stamped`, the clock of invalidations.
+    async fn read(&self, key: &str, stamped: bool) -> Result<(Option<(Arc<CachedEntry>, Duration)>, Stamp), StoreError> {
+        self.check_pending()?;
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        let entry_key = layout.entry(key);
+        let (found, clock) = self
+            .call(Op::Get, |conn| async move {
+                // Sent together on the multiplexed connection: one round trip.
+                let (mut get_conn, mut pttl_conn) = (conn.clone(), conn.clone());
+                let get = async {
+                    match redis::cmd("GET")
+                        .arg(&entry_key)
+                        .query_async::<Option<Vec<u8>>>(&mut get_conn)
+                        .await
+                    {
+                        Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
+                        other => other,
+                    }
+                };
+                let pttl = async { redis::cmd("PTTL").arg(&entry_key).query_async::<i64>(&mut pttl_conn).await };
+                let get = futures_util::future::try_join(get, pttl);
+                let mut clock_conn = conn.clone();
+                let clock = async {
+                    if !stamped {
+                        return Ok(None);
+                    }
+                    scripts
+                        .clock_read
+                        .key(layout.clock())
+                        .invoke_async::<u64>(&mut clock_conn)
+                        .await
+                        .map(Some)
+                };
+                let ((bytes, pttl), clock) = futures_util::future::try_join(get, clock).await?;
+                let entry = match bytes {
+                    Some(bytes) if pttl > 0 => decode(key, bytes),
+                    _ => None,
+                };
+                let Some(entry) = entry else { return Ok((None, clock)) };
+                // Every tag must still list the key: an invalidation moves a
+                // tag's keys away, an eviction drops them.
+                let checks = entry.tags.iter().map(|tag| {
+                    let mut conn = conn.clone();
+                    let set = layout.tag(tag);
+                    async move { redis::cmd("ZSCORE").arg(set).arg(key).query_async::<Option<f64>>(&mut conn).await }
+                });
+                let listed = futures_util::future::try_join_all(checks).await?;
+                if listed.iter().any(Option::is_none) {
+                    tracing::debug!(key, "entry no longer listed under all its tags: a miss");
+                    return Ok((None, clock));
+                }
+                Ok((Some((entry, Duration::from_millis(pttl.unsigned_abs()))), clock))
+            })
+            .await?;
+        let stamp = clock.map_or(Stamp::NONE, Stamp::at);
+        Ok((found, stamp))
+    }
+
+    /// Reads an entry and how long Redis keeps it.
+    pub(crate) async fn get_with_ttl(&self, key: &str) -> Result<Option<(Arc<CachedEntry>, Duration)>, StoreError> {
+        Ok(self.read(key, false).await?.0)
+    }
+
+    /// Reads an entry, how long Redis keeps it, and the clock.
+    pub(crate) async fn get_with_ttl_stamped(&self, key: &str) -> Result<(Option<(Arc<CachedEntry>, Duration)>, Stamp), StoreError> {
+        self.read(key, true).await
+    }
+
+    async fn publish(&self, message: Message<'_>) -> Result<(), StoreError> {
         let channel = self.inner.layout.channel();
+        let payload = message.encode(self.inner.instance);
         self.call(Op::Publish, |mut conn| async move {
             redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async::<i64>(&mut conn).await
         })
@@ -312,6 +560,264 @@ impl RedisStore {
         match self.inner.compress_above {
             Some(min) => codec::encode_compressed(entry, min),
             None => codec::encode(entry),
+        }
+    }
+
+    /// Applies an invalidation, or keeps it for later when Redis cannot be
+    /// reached.
+    async fn invalidate(&self, target: Target) -> Result<u64, StoreError> {
+        if self.inner.has_pending.load(Ordering::Acquire) {
+            self.keep(target);
+            self.start_replay();
+            return Err(StoreError::Replaying);
+        }
+        match self.apply(&target).await {
+            Ok(dropped) => Ok(dropped),
+            Err(err) => {
+                tracing::warn!(server = %self.inner.server, error = %err, "invalidation kept until redis answers again");
+                self.keep(target);
+                self.start_replay();
+                Err(err)
+            }
+        }
+    }
+
+    /// Applies an invalidation to Redis and publishes it.
+    async fn apply(&self, target: &Target) -> Result<u64, StoreError> {
+        let dropped = match target {
+            Target::Key(key) => self.drop_key(key).await?,
+            Target::Tags(tags) => self.drop_tags(tags).await?,
+            Target::Prefix(prefix) => self.drop_prefix(prefix).await?,
+        };
+        let message = match target {
+            Target::Key(key) => Message::Key(key),
+            Target::Tags(tags) => Message::Tags(tags.iter().map(String::as_str).collect()),
+            Target::Prefix(prefix) => Message::Prefix(prefix),
+        };
+        self.publish(message).await?;
+        Ok(dropped)
+    }
+
+    async fn drop_key(&self, key: &str) -> Result<u64, StoreError> {
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        self.call(Op::Delete, |mut conn| async move {
+            let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+            let mut drop = scripts.key_drop.key(layout.entry(key));
+            drop.key(layout.key_stamp(key))
+                .key(layout.own(key))
+                .arg(stamp)
+                .arg(ttl_ms(FETCH_WINDOW));
+            drop.invoke_async::<u64>(&mut conn).await
+        })
+        .await
+    }
+
+    async fn drop_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        let taken = self
+            .call(Op::InvalidateTags, |mut conn| async move {
+                let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+                let takes = tags.iter().map(|tag| {
+                    let mut conn = conn.clone();
+                    let moved_to = layout.taken_tag(tag, fastrand::u64(..));
+                    let mut take = scripts.tag_take.key(layout.tag(tag));
+                    take.key(layout.tag_stamp(tag)).key(&moved_to).arg(stamp).arg(ttl_ms(FETCH_WINDOW));
+                    async move { take.invoke_async::<u64>(&mut conn).await.map(|n| (n, moved_to)) }
+                });
+                futures_util::future::try_join_all(takes).await
+            })
+            .await?;
+        // The entries are unreadable already; dropping them frees memory.
+        let mut dropped = 0;
+        for (tag, (count, moved_to)) in tags.iter().zip(taken) {
+            if count > 0 {
+                dropped += self.drain(tag, &moved_to).await;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Drops the entries of a taken tag set, a batch at a time; returns how
+    /// many there were. Stops at the first failure (the entries left are
+    /// unreadable, and expire).
+    async fn drain(&self, tag: &str, set: &str) -> u64 {
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        let mut dropped = 0;
+        loop {
+            let batch = self
+                .call(Op::InvalidateTags, |mut conn| async move {
+                    let popped: Vec<(String, f64)> = redis::cmd("ZPOPMIN").arg(set).arg(DRAIN_BATCH).query_async(&mut conn).await?;
+                    let n = popped.len();
+                    let mut drops = Vec::with_capacity(n);
+                    for (key, _) in popped {
+                        let mut conn = conn.clone();
+                        let mut drop = scripts.drop_if_tagged.key(layout.entry(&key));
+                        drop.key(layout.own(&key)).arg(tag);
+                        drops.push(async move { drop.invoke_async::<u64>(&mut conn).await });
+                    }
+                    let mut dropped = 0;
+                    let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
+                    while let Some(result) = results.next().await {
+                        dropped += result?;
+                    }
+                    Ok((n, dropped))
+                })
+                .await;
+            match batch {
+                Ok((n, batch_dropped)) => {
+                    dropped += batch_dropped;
+                    if n < DRAIN_BATCH {
+                        return dropped;
+                    }
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "dropping invalidated entries stopped; they expire");
+                    return dropped;
+                }
+            }
+        }
+    }
+
+    async fn drop_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        let pattern = layout.scan_pattern(prefix);
+        self.call(Op::InvalidatePrefix, |mut conn| async move {
+            let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+            let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
+            let mut note = scripts.prefix_note.key(layout.prefixes());
+            note.arg(prefix).arg(stamp).arg(window_us).arg(ttl_ms(FETCH_WINDOW));
+            note.invoke_async::<i64>(&mut conn).await?;
+            let mut dropped = 0;
+            for node in conn.masters().await? {
+                let mut cursor: u64 = 0;
+                loop {
+                    let mut scan = redis::cmd("SCAN");
+                    scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+                    let (next, keys): (u64, Vec<String>) = conn.query_node(&node, &scan).await?;
+                    let mut drops = Vec::with_capacity(keys.len());
+                    for key in keys.iter().filter_map(|entry_key| layout.key_of_entry(entry_key)) {
+                        let mut conn = conn.clone();
+                        let mut pipe = redis::pipe();
+                        pipe.del(layout.entry(key)).del(layout.own(key));
+                        drops.push(async move { pipe.query_async::<(u64, u64)>(&mut conn).await.map(|(dropped, _)| dropped) });
+                    }
+                    let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
+                    while let Some(result) = results.next().await {
+                        dropped += result?;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+                if node == Node::Single {
+                    break;
+                }
+            }
+            Ok(dropped)
+        })
+        .await
+    }
+
+    /// Keeps an invalidation that could not be applied.
+    fn keep(&self, target: Target) {
+        let mut pending = self.inner.lock_pending();
+        if !pending.overflowed {
+            pending.size += match &target {
+                Target::Tags(tags) => tags.len().max(1),
+                Target::Key(_) | Target::Prefix(_) => 1,
+            };
+            pending.targets.push(target);
+            if pending.size > MAX_PENDING {
+                tracing::warn!(
+                    server = %self.inner.server,
+                    "more than {MAX_PENDING} invalidations kept while redis is unreachable: every entry will be invalidated"
+                );
+                pending.targets.clear();
+                pending.overflowed = true;
+            }
+        }
+        self.inner.has_pending.store(true, Ordering::Release);
+    }
+
+    /// Starts the task that replays kept invalidations, unless it runs.
+    fn start_replay(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.replaying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        runtime.spawn(replay(Arc::downgrade(&self.inner)));
+    }
+}
+
+impl Inner {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Every critical section leaves a valid queue.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Applies the kept invalidations, oldest first, retrying until Redis
+/// answers; ends when none are left or the store is dropped.
+async fn replay(store: Weak<Inner>) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(inner) = store.upgrade() else { return };
+        let store = RedisStore { inner };
+        let (targets, overflowed) = {
+            let pending = store.inner.lock_pending();
+            (pending.targets.clone(), pending.overflowed)
+        };
+        let applied = async {
+            if overflowed {
+                store.apply(&Target::Prefix(String::new())).await?;
+            }
+            for target in &targets {
+                store.apply(target).await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        match applied {
+            Ok(()) => {
+                let mut pending = store.inner.lock_pending();
+                if overflowed && !pending.overflowed {
+                    // Cannot happen: only a replay clears the flag.
+                } else if pending.overflowed && !overflowed {
+                    // Overflowed meanwhile: replay everything next time.
+                    delay = Duration::from_millis(50);
+                    continue;
+                }
+                pending.overflowed = false;
+                let applied = targets.len().min(pending.targets.len());
+                pending.targets.drain(..applied);
+                pending.size = pending
+                    .targets
+                    .iter()
+                    .map(|t| match t {
+                        Target::Tags(tags) => tags.len().max(1),
+                        _ => 1,
+                    })
+                    .sum();
+                if pending.targets.is_empty() {
+                    store.inner.has_pending.store(false, Ordering::Release);
+                    store.inner.replaying.store(false, Ordering::Release);
+                    tracing::info!(server = %store.inner.server, "invalidations kept while redis was unreachable applied");
+                    return;
+                }
+                delay = Duration::from_millis(1);
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "replaying kept invalidations failed; retrying");
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }
@@ -326,12 +832,11 @@ fn decode(key: &str, bytes: Vec<u8>) -> Option<Arc<CachedEntry>> {
     }
 }
 
-/// How many response timeouts an operation may take in all: its round
-/// trips, and for invalidations, room for many.
+/// How many response timeouts an operation may take in all.
 fn round_trips(operation: Op) -> u32 {
     match operation {
-        Op::Put => 2,
-        Op::InvalidateTags | Op::InvalidatePrefix => 30,
+        Op::Put | Op::InvalidateTags | Op::Delete => 3,
+        Op::InvalidatePrefix => 30,
         _ => 1,
     }
 }
@@ -359,124 +864,93 @@ fn ttl_ms(ttl: Duration) -> u64 {
 
 impl Store for RedisStore {
     async fn get(&self, key: &str) -> Result<Option<Arc<CachedEntry>>, StoreError> {
-        let entry_key = self.inner.layout.entry(key);
-        let bytes = self
+        Ok(self.read(key, false).await?.0.map(|(entry, _)| entry))
+    }
+
+    async fn get_stamped(&self, key: &str) -> Result<(Option<Arc<CachedEntry>>, Stamp), StoreError> {
+        let (found, stamp) = self.read(key, true).await?;
+        Ok((found.map(|(entry, _)| entry), stamp))
+    }
+
+    async fn stamp(&self) -> Result<Stamp, StoreError> {
+        self.check_pending()?;
+        let layout = &self.inner.layout;
+        let scripts = &self.inner.scripts;
+        let clock = self
             .call(Op::Get, |mut conn| async move {
-                match redis::cmd("GET").arg(&entry_key).query_async::<Option<Vec<u8>>>(&mut conn).await {
-                    Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
-                    other => other,
-                }
+                scripts.clock_read.key(layout.clock()).invoke_async::<u64>(&mut conn).await
             })
             .await?;
-        Ok(bytes.and_then(|bytes| decode(key, bytes)))
+        Ok(Stamp::at(clock))
     }
 
     async fn put(&self, key: &str, entry: Arc<CachedEntry>, ttl: Duration) -> Result<(), StoreError> {
+        if entry.stamp().is_lost() {
+            return Err(StoreError::Superseded);
+        }
+        self.check_pending()?;
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
         let ttl = ttl_ms(ttl);
+        let fetched = entry.stamp().clock();
+        let since = fetched.unwrap_or(UNORDERED);
+        let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
         let encoded = self.encode(&entry);
-        self.call(Op::Put, |mut conn| async move {
-            let mut set = scripts.set_entry.key(layout.entry(key));
-            set.key(layout.own(key)).arg(encoded.as_ref()).arg(ttl);
-            for tag in &entry.tags {
-                set.arg(tag.as_str());
-            }
-            set.invoke_async::<i64>(&mut conn).await?;
-            // After the entry, so that a tag invalidation racing this write
-            // leaves the key listed under its tags for the next one.
-            let adds = entry.tags.iter().map(|tag| {
-                let mut conn = conn.clone();
-                let mut add = scripts.add_to_tag.key(layout.tag(tag));
-                add.arg(key).arg(ttl);
-                async move { add.invoke_async::<i64>(&mut conn).await }
-            });
-            futures_util::future::try_join_all(adds).await?;
-            Ok(())
-        })
-        .await
+        let stored = self
+            .call(Op::Put, |mut conn| async move {
+                let mut set = scripts.set_entry.key(layout.entry(key));
+                set.key(layout.key_stamp(key)).key(layout.own(key));
+                set.arg(encoded.as_ref()).arg(ttl).arg(since).arg(window_us);
+                for tag in &entry.tags {
+                    set.arg(tag.as_str());
+                }
+                if set.invoke_async::<i64>(&mut conn).await? == 0 {
+                    return Ok(false);
+                }
+                // After the entry: an invalidation that runs between the two
+                // either finds the key listed or leaves a stamp that refuses
+                // the listing, and an entry not listed under every tag is
+                // never read.
+                let adds = entry.tags.iter().map(|tag| {
+                    let mut conn = conn.clone();
+                    let mut add = scripts.tag_add.key(layout.tag(tag));
+                    add.key(layout.tag_stamp(tag)).arg(key).arg(ttl).arg(since).arg(window_us);
+                    async move { add.invoke_async::<i64>(&mut conn).await }
+                });
+                let mut prefix_conn = conn.clone();
+                let prefixes = async {
+                    let Some(fetched) = fetched else { return Ok(Vec::new()) };
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(layout.prefixes())
+                        .arg(format!("({fetched}"))
+                        .arg("+inf")
+                        .query_async::<Vec<String>>(&mut prefix_conn)
+                        .await
+                };
+                let (listed, prefixes) = futures_util::future::try_join(futures_util::future::try_join_all(adds), prefixes).await?;
+                if listed.contains(&0) || prefixes.iter().any(|prefix| key.starts_with(prefix.as_str())) {
+                    redis::cmd("DEL").arg(layout.entry(key)).query_async::<u64>(&mut conn).await?;
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+            .await?;
+        if stored { Ok(()) } else { Err(StoreError::Superseded) }
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let layout = &self.inner.layout;
-        self.call(Op::Delete, |mut conn| async move {
-            let (dropped, _): (u64, u64) = redis::pipe()
-                .del(layout.entry(key))
-                .del(layout.own(key))
-                .query_async(&mut conn)
-                .await?;
-            Ok(dropped > 0)
-        })
-        .await
+        self.invalidate(Target::Key(key.to_owned())).await.map(|dropped| dropped > 0)
     }
 
     async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, StoreError> {
         if tags.is_empty() {
             return Ok(0);
         }
-        let layout = &self.inner.layout;
-        let scripts = &self.inner.scripts;
-        self.call(Op::InvalidateTags, |conn| async move {
-            // key -> the invalidated tags it was listed under.
-            let mut listed: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-            for tag in tags {
-                let mut conn = conn.clone();
-                let keys: Vec<String> = scripts.take_tag.key(layout.tag(tag)).invoke_async(&mut conn).await?;
-                for key in keys {
-                    listed.entry(key).or_default().push(tag.clone());
-                }
-            }
-            let drops = listed.into_iter().map(|(key, tags)| {
-                let mut conn = conn.clone();
-                let mut check = scripts.drop_if_tagged.key(layout.entry(&key));
-                check.key(layout.own(&key));
-                check.arg(tags);
-                async move { check.invoke_async::<u64>(&mut conn).await }
-            });
-            let mut dropped = 0;
-            let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
-            while let Some(result) = results.next().await {
-                dropped += result?;
-            }
-            Ok(dropped)
-        })
-        .await
+        self.invalidate(Target::Tags(tags.to_vec())).await
     }
 
     async fn invalidate_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
-        let layout = &self.inner.layout;
-        let pattern = layout.scan_pattern(prefix);
-        self.call(Op::InvalidatePrefix, |mut conn| async move {
-            let mut dropped = 0;
-            for node in conn.masters().await? {
-                let mut cursor: u64 = 0;
-                loop {
-                    let mut scan = redis::cmd("SCAN");
-                    scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
-                    let (next, keys): (u64, Vec<String>) = conn.query_node(&node, &scan).await?;
-                    let mut drops = Vec::with_capacity(keys.len());
-                    for key in keys.iter().filter_map(|entry_key| layout.key_of_entry(entry_key)) {
-                        let mut conn = conn.clone();
-                        let mut pipe = redis::pipe();
-                        pipe.del(layout.entry(key)).del(layout.own(key));
-                        drops.push(async move { pipe.query_async::<(u64, u64)>(&mut conn).await });
-                    }
-                    let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
-                    while let Some(result) = results.next().await {
-                        dropped += result?.0;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-                if node == Node::Single {
-                    break;
-                }
-            }
-            Ok(dropped)
-        })
-        .await
+        self.invalidate(Target::Prefix(prefix.to_owned())).await
     }
 
     async fn try_lease(&self, key: &str, ttl: Duration) -> Result<Lease, StoreError> {
