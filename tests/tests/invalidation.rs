@@ -1,0 +1,283 @@
+//! Invalidation across instances, races and Redis faults, through real
+//! HTTP: each test is a way an update was once hidden.
+//!
+//! 1. A fetch on one instance that overlaps an invalidation on another is
+//!    not stored.
+//! 2. An invalidation made while Redis is unreachable is applied when it is
+//!    back.
+//! 3. A breaker probe whose request is cancelled does not leave the breaker
+//!    half-open for good.
+//! 4. A tag's bookkeeping in Redis holds its live entries only, and
+//!    invalidating a huge tag never blocks Redis.
+
+use std::time::{Duration, Instant};
+
+use cache_core::{BreakerState, Cache, Policies, RedisStore, Store, TieredStore};
+use cache_tests::{
+    Adapter, Server,
+    axum_adapter::Axum,
+    fault_proxy::FaultProxy,
+    origin::{DEADLINE_HEADER, Origin},
+    redis_server::RedisServer,
+};
+
+/// Held by every test: each loads Redis or measures time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Polls `done` until it holds, for at most ten seconds.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn get(server: &Server, path: &str) -> (String, String) {
+    let r = server.get(path).send().await.expect("the app answers");
+    assert_eq!(r.status(), 200, "GET {path}");
+    let x_cache = r.headers()["x-cache"].to_str().unwrap().to_owned();
+    (x_cache, r.text().await.unwrap())
+}
+
+async fn put(server: &Server, path: &str) {
+    let r = server.request(reqwest::Method::PUT, path).send().await.expect("the app answers");
+    assert!(r.status().is_success(), "PUT {path}: {}", r.status());
+}
+
+fn redis_conn(url: &str) -> impl Future<Output = redis::aio::MultiplexedConnection> {
+    let client = redis::Client::open(url).unwrap();
+    async move { client.get_multiplexed_async_connection().await.unwrap() }
+}
+
+async fn tiered(url: &str) -> TieredStore {
+    let l2 = RedisStore::builder(url).connect().await.expect("connects");
+    let store = TieredStore::builder(l2).build().expect("a runtime");
+    eventually("the invalidation subscription is up", async || store.is_subscribed()).await;
+    store
+}
+
+/// Instance B reads the origin, then instance A updates the resource and
+/// invalidates it, then B's response reaches Redis (B's link to Redis is
+/// slow). B's response predates the update and must not be stored: both
+/// instances answer with the update afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_overlapping_an_invalidation_on_another_instance_is_not_stored() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let link_b = FaultProxy::start(format!("127.0.0.1:{}", server.port()).parse().unwrap()).await;
+    let origin = Origin::default();
+    let a = Axum::start(Cache::new(tiered(&server.url()).await), origin.clone()).await;
+    let b = Axum::start(Cache::new(tiered(&link_b.url()).await), origin.clone()).await;
+
+    // Every byte B sends to Redis arrives 200 ms late.
+    link_b.set_delay_upstream(Duration::from_millis(200));
+    let slow_get = tokio::spawn({
+        let request = b.get("/plain/1");
+        async move { request.send().await.expect("B answers").text().await.unwrap() }
+    });
+    // B has read the origin (v0); its write to Redis is on its way.
+    eventually("B has read the origin", async || origin.calls("/plain/1") == 1).await;
+    put(&a, "/plain/1").await;
+    assert_eq!(
+        slow_get.await.unwrap(),
+        "/plain/1 v0",
+        "B's fetch read the origin before the update"
+    );
+    link_b.set_delay_upstream(Duration::ZERO);
+
+    for (name, server) in [("A", &a), ("B", &b), ("A", &a), ("B", &b)] {
+        let (x_cache, body) = get(server, "/plain/1").await;
+        assert_eq!(
+            body, "/plain/1 v1",
+            "{name} answered ({x_cache}) with what B fetched before the update"
+        );
+    }
+}
+
+/// An instance updates a resource while Redis is paused (its breaker open):
+/// the invalidation cannot reach Redis. Once Redis answers again, neither
+/// that instance nor another one serves the old copy from Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_made_while_redis_is_unreachable_is_applied_when_it_is_back() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let l2 = RedisStore::builder(server.url())
+        .response_timeout(Duration::from_millis(200))
+        .failure_threshold(2)
+        .cool_down(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connects");
+    let store_a = TieredStore::builder(l2).build().expect("a runtime");
+    eventually("A's subscription is up", async || store_a.is_subscribed()).await;
+    let origin = Origin::default();
+    let a = Axum::start(Cache::new(store_a.clone()), origin.clone()).await;
+    let b = Axum::start(Cache::new(tiered(&server.url()).await), origin.clone()).await;
+
+    assert_eq!(get(&a, "/plain/1").await, ("MISS".into(), "/plain/1 v0".into()));
+    assert_eq!(get(&b, "/plain/1").await, ("HIT".into(), "/plain/1 v0".into()), "from Redis");
+
+    server.pause();
+    let mut other = 2;
+    eventually("A's breaker opens", async || {
+        get(&a, &format!("/plain/{other}")).await;
+        other += 1;
+        store_a.l2().breaker_state() == BreakerState::Open
+    })
+    .await;
+    let started = Instant::now();
+    put(&a, "/plain/1").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the update waited {:?}",
+        started.elapsed()
+    );
+    server.resume();
+
+    // Until A's breaker lets it reach Redis again.
+    eventually("A's breaker closes", async || {
+        get(&a, "/plain/99").await;
+        store_a.l2().breaker_state() == BreakerState::Closed
+    })
+    .await;
+    eventually("A's kept invalidation is applied", async || {
+        store_a.l2().pending_invalidations() == 0
+    })
+    .await;
+    for (name, server) in [("A", &a), ("B", &b), ("A", &a), ("B", &b)] {
+        let (x_cache, body) = get(server, "/plain/1").await;
+        assert_eq!(
+            body, "/plain/1 v1",
+            "{name} answered ({x_cache}) with the copy from before the update"
+        );
+    }
+}
+
+/// With Redis paused and the breaker open, the request that probes Redis
+/// after the cool-down is cancelled before Redis answers (its client gave
+/// up). The breaker must not stay half-open: once Redis answers again, the
+/// cache uses it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_breaker_probe_does_not_leave_the_breaker_half_open() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .response_timeout(Duration::from_millis(400))
+        .failure_threshold(2)
+        .cool_down(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("connects");
+    let origin = Origin::default();
+    let app = Axum::start(Cache::new(store.clone()), origin.clone()).await;
+
+    server.pause();
+    eventually("the breaker opens", async || {
+        get(&app, "/plain/1").await;
+        store.breaker_state() == BreakerState::Open
+    })
+    .await;
+    // Requests whose handler is dropped after 100 ms, before the 400 ms
+    // response timeout: one of them is the probe after the cool-down.
+    let opened = store.breaker_stats().opened;
+    eventually("a probe was cancelled", async || {
+        let r = app.get("/plain/1").header(DEADLINE_HEADER, "100").send().await.unwrap();
+        // 200 when the breaker skipped Redis, 504 when the request waited
+        // on Redis and was dropped.
+        assert!(matches!(r.status().as_u16(), 200 | 504), "{}", r.status());
+        store.breaker_stats().opened > opened || store.breaker_state() == BreakerState::HalfOpen
+    })
+    .await;
+
+    server.resume();
+    eventually("the cache uses Redis again", async || get(&app, "/plain/1").await.0 == "HIT").await;
+    assert_eq!(store.breaker_state(), BreakerState::Closed);
+}
+
+/// A tag that keeps receiving entries (a list with a changing search
+/// parameter, beside a long-lived entry with the same tag) holds in Redis
+/// the keys of its live entries only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_set_holds_only_live_entries() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url()).connect().await.expect("connects");
+    let policies = Policies::from_toml_str(
+        r#"
+        [[route]]
+        path = "/list"
+        ttl = "300ms"
+        tags = ["list"]
+
+        [[route]]
+        path = "/list-all"
+        ttl = "60s"
+        tags = ["list"]
+        "#,
+        "cache.toml",
+    )
+    .expect("a valid table");
+    let origin = Origin::default();
+    let app = Axum::start_with_table(Cache::new(store), origin.clone(), policies).await;
+    let mut conn = redis_conn(&server.url()).await;
+
+    assert_eq!(get(&app, "/list-all").await.0, "MISS");
+    for i in 0..40 {
+        assert_eq!(get(&app, &format!("/list?search={i}")).await.0, "MISS");
+    }
+    eventually("the entries expired", async || {
+        let entries: Vec<String> = redis::cmd("KEYS").arg(r"*}e:*/list\?*").query_async(&mut conn).await.unwrap();
+        entries.is_empty()
+    })
+    .await;
+    assert_eq!(get(&app, "/list?search=new").await.0, "MISS");
+
+    let sets: Vec<String> = redis::cmd("KEYS").arg("*t:list").query_async(&mut conn).await.unwrap();
+    assert_eq!(sets.len(), 1, "one set for the tag: {sets:?}");
+    let kind: String = redis::cmd("TYPE").arg(&sets[0]).query_async(&mut conn).await.unwrap();
+    let members: u64 = match kind.as_str() {
+        "zset" => redis::cmd("ZCARD").arg(&sets[0]).query_async(&mut conn).await.unwrap(),
+        _ => redis::cmd("SCARD").arg(&sets[0]).query_async(&mut conn).await.unwrap(),
+    };
+    assert_eq!(members, 2, "the tag lists its two live entries, not every entry it ever had");
+}
+
+/// Invalidating a tag of 200,000 keys never runs one long command in
+/// Redis: no command in the slow log over 10 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidating_a_huge_tag_never_blocks_redis() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start_with(&["--slowlog-log-slower-than", "10000"]);
+    let store = RedisStore::builder(server.url()).connect().await.expect("connects");
+    let mut conn = redis_conn(&server.url()).await;
+    // Learn the tag's set name from one real entry, then list 200,000 more
+    // keys under it.
+    let mut entry = (*cache_tests::conformance::sample_entry("x")).clone();
+    entry.tags = vec!["huge".to_owned()];
+    store.put("k", std::sync::Arc::new(entry), Duration::from_secs(60)).await.unwrap();
+    let sets: Vec<String> = redis::cmd("KEYS").arg("*t:huge").query_async(&mut conn).await.unwrap();
+    let kind: String = redis::cmd("TYPE").arg(&sets[0]).query_async(&mut conn).await.unwrap();
+    for batch in 0..40 {
+        let mut add = match kind.as_str() {
+            "zset" => redis::cmd("ZADD"),
+            _ => redis::cmd("SADD"),
+        };
+        add.arg(&sets[0]);
+        for i in 0..5_000 {
+            if kind == "zset" {
+                add.arg(4_000_000_000_000u64);
+            }
+            add.arg(format!("key-{batch}-{i}"));
+        }
+        let _: u64 = add.query_async(&mut conn).await.unwrap();
+    }
+    let _: () = redis::cmd("SLOWLOG").arg("RESET").query_async(&mut conn).await.unwrap();
+
+    let started = Instant::now();
+    assert_eq!(store.invalidate_tags(&["huge".to_owned()]).await.unwrap(), 1, "one real entry");
+    eprintln!("a tag of 200,001 keys invalidated in {:?}", started.elapsed());
+    let slow: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(10).query_async(&mut conn).await.unwrap();
+    assert!(slow.is_empty(), "commands over 10 ms in Redis: {slow:?}");
+    assert!(store.get("k").await.unwrap().is_none());
+}
