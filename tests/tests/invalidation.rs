@@ -195,6 +195,58 @@ async fn a_cancelled_breaker_probe_does_not_leave_the_breaker_half_open() {
     assert_eq!(store.breaker_state(), BreakerState::Closed);
 }
 
+/// Instance B's link to Redis goes silent (a half-open connection: no
+/// reset, no answer). B's keepalive notices that its subscription is dead,
+/// and after the grace B stops serving its L1 copies, so an update made on
+/// A meanwhile, whose invalidation B cannot hear, is hidden for a bounded
+/// time only. Once the link is back, B resubscribes and drops its L1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_hear_invalidations_stops_serving_its_l1() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let link_b = FaultProxy::start(format!("127.0.0.1:{}", server.port()).parse().unwrap()).await;
+    let origin = Origin::default();
+    let a = Axum::start(Cache::new(tiered(&server.url()).await), origin.clone()).await;
+    let l2 = RedisStore::builder(link_b.url())
+        .response_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("connects");
+    let store_b = TieredStore::builder(l2)
+        .keepalive(Duration::from_millis(100))
+        .l1_grace(Duration::from_millis(300))
+        .build()
+        .expect("a runtime");
+    eventually("B's subscription is up", async || store_b.is_subscribed()).await;
+    let b = Axum::start(Cache::new(store_b.clone()), origin.clone()).await;
+
+    assert_eq!(get(&a, "/plain/1").await.0, "MISS");
+    assert_eq!(get(&b, "/plain/1").await, ("HIT".into(), "/plain/1 v0".into()));
+    link_b.blackhole(true);
+    assert_eq!(get(&b, "/plain/1").await, ("HIT".into(), "/plain/1 v0".into()), "from B's L1");
+    put(&a, "/plain/1").await;
+    let updated = Instant::now();
+    loop {
+        let (x_cache, body) = get(&b, "/plain/1").await;
+        if body == "/plain/1 v1" {
+            break;
+        }
+        assert!(
+            updated.elapsed() < Duration::from_secs(2),
+            "B still answered {x_cache} from its L1 {:?} after the update",
+            updated.elapsed()
+        );
+    }
+    eprintln!("B stopped serving its L1 {:?} after the update", updated.elapsed());
+    assert!(!store_b.is_subscribed() && !store_b.is_l1_trusted());
+
+    link_b.blackhole(false);
+    link_b.reset_all();
+    eventually("B resubscribes", async || store_b.is_subscribed()).await;
+    assert!(store_b.is_l1_trusted());
+    assert_eq!(get(&b, "/plain/1").await.1, "/plain/1 v1");
+}
+
 /// A tag that keeps receiving entries (a list with a changing search
 /// parameter, beside a long-lived entry with the same tag) holds in Redis
 /// the keys of its live entries only.

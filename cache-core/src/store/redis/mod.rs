@@ -244,8 +244,8 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// One multiplexed connection serves every request: a reconnecting
 /// [`ConnectionManager`](redis::aio::ConnectionManager) for a server, a
 /// cluster connection (which follows slot moves) for a cluster. A read
-/// gives up after the response timeout, a write after three times that,
-/// an invalidation after three times that too (a prefix invalidation, which
+/// gives up after the response timeout, a write after twice that, an
+/// invalidation after three times that (a prefix invalidation, which
 /// scans, after thirty), waits for a reconnection included, so a stuck or
 /// dead server costs a request at most that long. A circuit breaker opens
 /// after consecutive failures: while it is open, operations fail at once
@@ -835,7 +835,8 @@ fn decode(key: &str, bytes: Vec<u8>) -> Option<Arc<CachedEntry>> {
 /// How many response timeouts an operation may take in all.
 fn round_trips(operation: Op) -> u32 {
     match operation {
-        Op::Put | Op::InvalidateTags | Op::Delete => 3,
+        Op::Put => 2,
+        Op::InvalidateTags | Op::Delete => 3,
         Op::InvalidatePrefix => 30,
         _ => 1,
     }
