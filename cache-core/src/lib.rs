@@ -42,6 +42,51 @@
 //!    update is never hidden by the response of a request that started
 //!    before it.
 //!
+//! # Consistency
+//!
+//! An update is never hidden: once a write and its invalidation have
+//! returned, no instance serves what was there before, beyond the bounds
+//! below. What the cache promises, per store:
+//!
+//! - **Read-your-writes** on the instance that invalidated: its next
+//!   request for an invalidated entry is a miss, with every store — also
+//!   when Redis is unreachable (the tiered store drops its L1 copy at once;
+//!   the invalidation is kept for Redis, see below).
+//! - **No fetch survives an invalidation it overlaps.** A response whose
+//!   fetch began before an invalidation of its key, of one of its tags or of
+//!   a prefix of its key is not stored, on any instance, in any store,
+//!   typed data included ([`Cache::get_or_insert_with`]). In one process
+//!   the engine's own log of recent invalidations orders them; in Redis a
+//!   clock that every invalidation advances and the stamps it leaves on
+//!   keys and tags do, across instances and on a Redis Cluster (see
+//!   [`RedisStore`] for the layout and its cost: the clock is read in the
+//!   lookup's round trip, an L2 hit takes a second round trip to check the
+//!   entry's tags, a write two).
+//! - **Other instances** stop serving an invalidated entry within the
+//!   pub/sub delivery time while their subscription is up (milliseconds);
+//!   while it is down, within the tiered store's `l1_grace` plus the time
+//!   its keepalive takes to notice (1 s + 1–2 s by default), after which
+//!   they bypass L1 until they have resubscribed and dropped it.
+//! - **Invalidations survive an outage.** One that cannot reach Redis is
+//!   kept (bounded; past the bound, everything under the store's prefix is
+//!   invalidated instead) and applied, then published, as soon as Redis
+//!   answers; until then that instance neither reads from nor writes to
+//!   Redis. Other instances that can still reach Redis may serve the old
+//!   copy until then: the bound for them is the outage of the instance
+//!   that made the change, plus its breaker's cool-down.
+//! - **Evictions never bring back invalidated data.** Under `maxmemory`
+//!   (any policy, `allkeys-lru` included) an entry whose tag bookkeeping was
+//!   evicted is a miss, not a hit.
+//!
+//! Not covered: Redis itself losing acknowledged writes (an asynchronous
+//! replica promoted after a failover, a restart without persistence loses
+//! entries too, so only the former matters); an invalidation stamp evicted
+//! within the milliseconds between an invalidation and an overlapping
+//! write (Redis evicts the least recently used keys, and the stamp was just
+//! written); a fetch longer than ten minutes is never stored in Redis.
+//! `tests/tests/consistency.rs` checks these bounds with three instances
+//! and faults injected between them and Redis.
+//!
 //! Decisions where HTTP leaves room: a client's `Cache-Control: no-cache` or
 //! `max-age=0` does not bypass a fresh entry (clients cannot force origin
 //! load); `Range`, `If-Match`, `If-Unmodified-Since` and `If-Range` requests
