@@ -7,11 +7,14 @@
 //! cargo build --release --manifest-path bench/Cargo.toml --bin hit-instructions
 //! for n in 10000 20000; do valgrind --tool=callgrind --callgrind-out-file=/dev/null bench/target/release/hit-instructions $n 2>&1 | grep Collected; done
 //! ```
+//!
+//! With a Redis URL as second argument, the entry is served from the L1 of
+//! a tiered store over that Redis instead of a moka store.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use cache_core::{Cache, CachePolicy, MokaStore, RouteMatch};
+use cache_core::{Cache, CachePolicy, MokaStore, RedisStore, RouteMatch, TieredStore};
 use http::{Request, Response};
 use http_body_util::Full;
 
@@ -26,7 +29,17 @@ fn request() -> Request<()> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let n: usize = std::env::args().nth(1).map_or(100_000, |s| s.parse().expect("a number of hits"));
-    let cache = Cache::new(MokaStore::new());
+    let cache = match std::env::args().nth(2) {
+        Some(url) => {
+            let l2 = RedisStore::builder(url).connect().await.expect("redis answers");
+            let store = TieredStore::builder(l2).build().expect("a runtime");
+            while !store.is_subscribed() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Cache::new(store)
+        }
+        None => Cache::new(MokaStore::new()),
+    };
     let policy = CachePolicy::builder()
         .ttl("1h")
         .tenant_header("x-tenant-id")

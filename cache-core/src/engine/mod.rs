@@ -101,8 +101,8 @@ impl Cache {
     }
 
     pub(crate) fn log_store_error(&self, operation: &'static str, err: &StoreError) {
-        if matches!(err, StoreError::CircuitOpen | StoreError::Unavailable) {
-            // Said once, when the store went away.
+        if matches!(err, StoreError::CircuitOpen | StoreError::Unavailable | StoreError::Replaying) {
+            // Said once, by the store, when it went away.
             tracing::debug!(cache = %self.inner.name, operation, error = %err, "cache store skipped; serving from the origin");
             return;
         }

@@ -30,12 +30,7 @@ pub(crate) mod message;
 
 pub use self::breaker::{BreakerState, BreakerStats, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD};
 pub use self::builder::RedisStoreBuilder;
-use self::{
-    breaker::Breaker,
-    conn::{Conn, Node},
-    layout::Layout,
-    message::Message,
-};
+use self::{breaker::Breaker, conn::Conn, layout::Layout, message::Message};
 
 /// Response timeout of [`RedisStore`] by default: generous for a 1 MiB
 /// value on a local network, short enough not to hold requests up long.
@@ -246,8 +241,9 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// cluster connection (which follows slot moves) for a cluster. A read
 /// gives up after the response timeout, a write after twice that, an
 /// invalidation after three times that (a prefix invalidation, which
-/// scans, after thirty), waits for a reconnection included, so a stuck or
-/// dead server costs a request at most that long. A circuit breaker opens
+/// scans, after three times that plus the timeout per page of 1,000 keys
+/// scanned), waits for a reconnection included, so a stuck or dead server
+/// costs a request at most that long. A circuit breaker opens
 /// after consecutive failures: while it is open, operations fail at once
 /// with [`StoreError::CircuitOpen`] (the engine serves from the origin),
 /// and after a cool-down one operation probes Redis again; a probe that is
@@ -684,43 +680,52 @@ impl RedisStore {
     async fn drop_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
-        let pattern = layout.scan_pattern(prefix);
-        self.call(Op::InvalidatePrefix, |mut conn| async move {
-            let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
-            let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
-            let mut note = scripts.prefix_note.key(layout.prefixes());
-            note.arg(prefix).arg(stamp).arg(window_us).arg(ttl_ms(FETCH_WINDOW));
-            note.invoke_async::<i64>(&mut conn).await?;
-            let mut dropped = 0;
-            for node in conn.masters().await? {
-                let mut cursor: u64 = 0;
-                loop {
-                    let mut scan = redis::cmd("SCAN");
-                    scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
-                    let (next, keys): (u64, Vec<String>) = conn.query_node(&node, &scan).await?;
-                    let mut drops = Vec::with_capacity(keys.len());
-                    for key in keys.iter().filter_map(|entry_key| layout.key_of_entry(entry_key)) {
-                        let mut conn = conn.clone();
-                        let mut pipe = redis::pipe();
-                        pipe.del(layout.entry(key)).del(layout.own(key));
-                        drops.push(async move { pipe.query_async::<(u64, u64)>(&mut conn).await.map(|(dropped, _)| dropped) });
-                    }
-                    let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
-                    while let Some(result) = results.next().await {
-                        dropped += result?;
-                    }
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-                if node == Node::Single {
+        let pattern = &layout.scan_pattern(prefix);
+        let nodes = self
+            .call(Op::InvalidatePrefix, |mut conn| async move {
+                let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+                let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
+                let mut note = scripts.prefix_note.key(layout.prefixes());
+                note.arg(prefix).arg(stamp).arg(window_us).arg(ttl_ms(FETCH_WINDOW));
+                note.invoke_async::<i64>(&mut conn).await?;
+                conn.masters().await
+            })
+            .await?;
+        // A page of the scan at a time, each within the response timeout:
+        // a large keyspace takes as long as it takes, a hung Redis fails
+        // the invalidation at its first page.
+        let mut dropped = 0;
+        for node in &nodes {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, page_dropped) = self
+                    .call(Op::InvalidatePrefix, |mut conn| async move {
+                        let mut scan = redis::cmd("SCAN");
+                        scan.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+                        let (next, keys): (u64, Vec<String>) = conn.query_node(node, &scan).await?;
+                        let mut drops = Vec::with_capacity(keys.len());
+                        for key in keys.iter().filter_map(|entry_key| layout.key_of_entry(entry_key)) {
+                            let mut conn = conn.clone();
+                            let mut pipe = redis::pipe();
+                            pipe.del(layout.entry(key)).del(layout.own(key));
+                            drops.push(async move { pipe.query_async::<(u64, u64)>(&mut conn).await.map(|(dropped, _)| dropped) });
+                        }
+                        let mut dropped = 0;
+                        let mut results = stream::iter(drops).buffer_unordered(INVALIDATION_CONCURRENCY);
+                        while let Some(result) = results.next().await {
+                            dropped += result?;
+                        }
+                        Ok((next, dropped))
+                    })
+                    .await?;
+                dropped += page_dropped;
+                if next == 0 {
                     break;
                 }
+                cursor = next;
             }
-            Ok(dropped)
-        })
-        .await
+        }
+        Ok(dropped)
     }
 
     /// Keeps an invalidation that could not be applied.
@@ -836,8 +841,7 @@ fn decode(key: &str, bytes: Vec<u8>) -> Option<Arc<CachedEntry>> {
 fn round_trips(operation: Op) -> u32 {
     match operation {
         Op::Put => 2,
-        Op::InvalidateTags | Op::Delete => 3,
-        Op::InvalidatePrefix => 30,
+        Op::InvalidateTags | Op::InvalidatePrefix | Op::Delete => 3,
         _ => 1,
     }
 }
