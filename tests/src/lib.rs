@@ -11,6 +11,7 @@
 pub mod actix_adapter;
 pub mod axum_adapter;
 pub mod conformance;
+pub mod consistency;
 pub mod fault_proxy;
 pub mod origin;
 pub mod purge;

@@ -147,7 +147,8 @@ impl Breaker {
         }
     }
 
-    fn failure(&self) {
+    /// Counts a failure; returns whether the breaker opened.
+    fn failure(&self) -> bool {
         self.failures.fetch_add(1, Ordering::Relaxed);
         let mut state = self.lock();
         let open = match &mut *state {
@@ -170,6 +171,7 @@ impl Breaker {
                 "redis circuit breaker open: skipping redis, serving from the origin"
             );
         }
+        open
     }
 
     pub(crate) fn state(&self) -> BreakerState {
@@ -210,10 +212,11 @@ impl Permit<'_> {
         self.breaker.success();
     }
 
-    /// Redis failed or did not answer in time.
-    pub(crate) fn failure(mut self) {
+    /// Redis failed or did not answer in time; returns whether that opened
+    /// the breaker.
+    pub(crate) fn failure(mut self) -> bool {
         self.settled = true;
-        self.breaker.failure();
+        self.breaker.failure()
     }
 }
 
@@ -221,7 +224,7 @@ impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if self.probe && !self.settled {
             tracing::debug!(server = %self.breaker.server, "redis probe cancelled before redis answered");
-            self.breaker.failure();
+            let _ = self.breaker.failure();
         }
     }
 }
@@ -243,13 +246,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn opens_after_consecutive_failures_and_probes_after_the_cool_down() {
         let b = breaker();
-        b.allow().unwrap().failure();
-        b.allow().unwrap().failure();
+        assert!(!b.allow().unwrap().failure());
+        assert!(!b.allow().unwrap().failure());
         b.allow().unwrap().success();
-        b.allow().unwrap().failure();
-        b.allow().unwrap().failure();
+        assert!(!b.allow().unwrap().failure());
+        assert!(!b.allow().unwrap().failure());
         assert_eq!(b.state(), BreakerState::Closed, "a success resets the count");
-        b.allow().unwrap().failure();
+        assert!(b.allow().unwrap().failure(), "the third failure in a row opens it");
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.allow().is_none());
         tokio::time::advance(Duration::from_millis(1999)).await;
@@ -258,7 +261,7 @@ mod tests {
         let probe = b.allow().expect("the first operation after the cool-down probes");
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert!(b.allow().is_none(), "one probe at a time");
-        probe.failure();
+        assert!(probe.failure());
         assert_eq!(b.state(), BreakerState::Open, "a failed probe opens it again");
         tokio::time::advance(Duration::from_secs(2)).await;
         b.allow().unwrap().success();
@@ -272,7 +275,7 @@ mod tests {
     async fn a_cancelled_probe_opens_the_breaker_again() {
         let b = breaker();
         for _ in 0..3 {
-            b.allow().unwrap().failure();
+            let _ = b.allow().unwrap().failure();
         }
         tokio::time::advance(Duration::from_secs(2)).await;
         let probe = b.allow().expect("probes after the cool-down");

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex, OnceLock, atomic::AtomicBool},
+    sync::{Arc, Mutex, PoisonError, RwLock, atomic::AtomicBool},
     time::Duration,
 };
 
@@ -113,10 +113,9 @@ impl RedisStoreBuilder {
     ///
     /// An invalid URL, or a server that cannot be reached in time.
     pub async fn connect(self) -> Result<RedisStore, StoreError> {
-        let (connector, store) = self.parts()?;
-        let conn = connector.connect().await.map_err(StoreError::backend)?;
-        // A fresh cell: it takes the connection.
-        let _ = store.inner.conn.set(conn);
+        let store = self.parts()?;
+        let conn = store.inner.connector.connect().await.map_err(StoreError::backend)?;
+        *store.inner.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
         Ok(store)
     }
 
@@ -130,7 +129,8 @@ impl RedisStoreBuilder {
     /// An invalid URL, or no tokio runtime to connect from.
     pub fn connect_lazy(self) -> Result<RedisStore, StoreError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(StoreError::backend)?;
-        let (connector, store) = self.parts()?;
+        let store = self.parts()?;
+        let connector = store.inner.connector.clone();
         let inner = Arc::downgrade(&store.inner);
         runtime.spawn(async move {
             let mut delay = Duration::from_millis(50);
@@ -139,7 +139,7 @@ impl RedisStoreBuilder {
                 let Some(inner) = inner.upgrade() else { return };
                 match result {
                     Ok(conn) => {
-                        let _ = inner.conn.set(conn);
+                        *inner.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
                         tracing::info!(server = %inner.server, "redis store connected");
                         return;
                     }
@@ -167,7 +167,7 @@ impl RedisStoreBuilder {
         Client::open(url).map_err(StoreError::backend)
     }
 
-    fn parts(self) -> Result<(Connector, RedisStore), StoreError> {
+    fn parts(self) -> Result<RedisStore, StoreError> {
         if self.urls.is_empty() {
             return Err(StoreError::backend("no redis url given"));
         }
@@ -207,7 +207,9 @@ impl RedisStoreBuilder {
         let server: Arc<str> = server.into();
         let store = RedisStore {
             inner: Arc::new(Inner {
-                conn: OnceLock::new(),
+                conn: RwLock::new(None),
+                connector,
+                reconnecting: AtomicBool::new(false),
                 layout: Layout::new(self.prefix),
                 scripts: Scripts::new(),
                 breaker: Breaker::new(self.failure_threshold, self.cool_down, Arc::clone(&server)),
@@ -221,17 +223,19 @@ impl RedisStoreBuilder {
                 replaying: AtomicBool::new(false),
             }),
         };
-        Ok((connector, store))
+        Ok(store)
     }
 }
 
-enum Connector {
+/// Makes the store's connection.
+#[derive(Clone)]
+pub(super) enum Connector {
     Single(Client, ConnectionManagerConfig),
     Cluster(ClusterClient),
 }
 
 impl Connector {
-    async fn connect(&self) -> Result<Conn, RedisError> {
+    pub(super) async fn connect(&self) -> Result<Conn, RedisError> {
         match self {
             Connector::Single(client, config) => client.get_connection_manager_with_config(config.clone()).await.map(Conn::Single),
             Connector::Cluster(client) => client.get_async_connection().await.map(Conn::Cluster),

@@ -4,7 +4,7 @@ use std::{
     fmt,
     future::Future,
     sync::{
-        Arc, Mutex, OnceLock, PoisonError, Weak,
+        Arc, Mutex, PoisonError, RwLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -62,23 +62,47 @@ return now
 ";
 
 /// Stores an entry and replaces the set of its tags, unless its key was
-/// invalidated after its fetch began, or the fetch is older than stamps
-/// are kept. KEYS[1] entry, KEYS[2] the key's invalidation stamp, KEYS[3]
-/// the entry's tags; ARGV[1] encoded entry, ARGV[2] TTL in ms, ARGV[3] the
-/// fetch's stamp, ARGV[4] the longest fetch stored (µs), ARGV[5..] tags.
-/// Returns 1 when stored.
+/// invalidated, or written by a fetch that began, after this entry's fetch
+/// began, or the fetch is older than stamps are kept. KEYS[1] entry,
+/// KEYS[2] the key's stamp (the later of its last invalidation and the
+/// fetch of the entry stored: what a read checks the entry's tags
+/// against), KEYS[3] the entry's tags; ARGV[1] encoded entry, ARGV[2] TTL
+/// in ms, ARGV[3] the fetch's stamp, ARGV[4] the longest fetch stored
+/// (µs), ARGV[5..] tags. Returns 1 when stored.
 const SET_ENTRY: &str = r"
 redis.replicate_commands()
 local inv = redis.call('GET', KEYS[2])
 if inv and tonumber(inv) > tonumber(ARGV[3]) then return 0 end
 local t = redis.call('TIME')
-if tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return 0 end
+local window = tonumber(ARGV[4])
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3]) > window then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', math.max(tonumber(ARGV[2]), math.floor(window / 1000)))
 redis.call('DEL', KEYS[3])
 if #ARGV > 4 then
   for i = 5, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
+return 1
+";
+
+/// Reads an entry, how long it is kept, and the stamp of its fetch, at
+/// once. KEYS[1] entry, KEYS[2] the key's stamp. A value of another type
+/// at the entry's name reads as none.
+const ENTRY_READ: &str = r"
+local ok, value = pcall(redis.call, 'GET', KEYS[1])
+if not ok then value = false end
+return {value, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
+";
+
+/// Whether a tag still lists a key, and was not invalidated after the
+/// fetch of the entry read at the key began. KEYS[1] the tag's keys,
+/// KEYS[2] its stamp; ARGV[1] key, ARGV[2] the entry's stamp. Returns 1
+/// when the entry may be served.
+const TAG_CHECK: &str = r"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local inv = redis.call('GET', KEYS[2])
+if inv and tonumber(inv) > tonumber(ARGV[2]) then return 0 end
 return 1
 ";
 
@@ -163,9 +187,6 @@ return 0
 /// stamps are kept: a response whose fetch began longer ago than this
 /// could predate an invalidation whose stamp is gone.
 pub(crate) const FETCH_WINDOW: Duration = Duration::from_secs(600);
-
-/// The stamp of a direct put, which has no fetch to order: later than any.
-const UNORDERED: u64 = 1 << 60;
 
 /// Keys of a taken tag dropped per round trip.
 const DRAIN_BATCH: usize = 500;
@@ -276,7 +297,11 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: OnceLock<Conn>,
+    /// The connection, once made; replaced when it stops answering.
+    conn: RwLock<Option<Conn>>,
+    connector: builder::Connector,
+    /// Whether a task is replacing the connection.
+    reconnecting: AtomicBool,
     layout: Layout,
     scripts: Scripts,
     breaker: Breaker,
@@ -313,6 +338,8 @@ struct Scripts {
     tag_take: Script,
     key_drop: Script,
     drop_if_tagged: Script,
+    tag_check: Script,
+    entry_read: Script,
     prefix_note: Script,
     release_lease: Script,
 }
@@ -327,6 +354,8 @@ impl Scripts {
             tag_take: Script::new(TAG_TAKE),
             key_drop: Script::new(KEY_DROP),
             drop_if_tagged: Script::new(DROP_IF_TAGGED),
+            tag_check: Script::new(TAG_CHECK),
+            entry_read: Script::new(ENTRY_READ),
             prefix_note: Script::new(PREFIX_NOTE),
             release_lease: Script::new(RELEASE_LEASE),
         }
@@ -374,7 +403,7 @@ impl RedisStore {
 
     /// Whether the store has connected (always, after [`RedisStoreBuilder::connect`]).
     pub fn is_connected(&self) -> bool {
-        self.inner.conn.get().is_some()
+        self.inner.current_conn().is_some()
     }
 
     /// How many invalidations (keys, tags, prefixes) wait to be applied
@@ -424,7 +453,7 @@ impl RedisStore {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        let conn = self.inner.conn.get().cloned().ok_or(StoreError::Unavailable)?;
+        let conn = self.inner.current_conn().ok_or(StoreError::Unavailable)?;
         let Some(permit) = self.inner.breaker.allow() else {
             return Err(StoreError::CircuitOpen);
         };
@@ -433,7 +462,12 @@ impl RedisStore {
         let result = match metrics::timed(StoreLabel::Redis, operation, tokio::time::timeout(budget, op(conn))).await {
             Ok(result) => result,
             Err(_) => {
-                permit.failure();
+                if permit.failure() {
+                    // A connection that stopped answering without failing (a
+                    // half-open TCP connection, replies lost) never recovers
+                    // by itself: the breaker's opening replaces it.
+                    self.reconnect();
+                }
                 return Err(StoreError::Timeout {
                     operation: operation.as_str(),
                 });
@@ -446,7 +480,9 @@ impl RedisStore {
             }
             Err(err) => {
                 if is_outage(&err) {
-                    permit.failure();
+                    if permit.failure() && err.is_timeout() {
+                        self.reconnect();
+                    }
                 } else {
                     // Redis answered: it is up.
                     permit.success();
@@ -460,6 +496,32 @@ impl RedisStore {
                 }
             }
         }
+    }
+
+    /// Replaces the connection in the background, unless that is under way.
+    fn reconnect(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.inner.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let Some(connector) = inner.upgrade().map(|inner| inner.connector.clone()) else {
+                return;
+            };
+            let result = connector.connect().await;
+            let Some(inner) = inner.upgrade() else { return };
+            match result {
+                Ok(conn) => {
+                    *inner.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
+                    tracing::info!(server = %inner.server, "redis connection replaced after it stopped answering");
+                }
+                Err(err) => tracing::debug!(server = %inner.server, error = %err, "redis connection not replaced yet"),
+            }
+            inner.reconnecting.store(false, Ordering::Release);
+        });
     }
 
     /// Fails while invalidations wait to be replayed (and makes sure they
@@ -479,23 +541,16 @@ impl RedisStore {
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
         let entry_key = layout.entry(key);
+        let key_stamp = layout.key_stamp(key);
         let (found, clock) = self
             .call(Op::Get, |conn| async move {
                 // Sent together on the multiplexed connection: one round trip.
-                let (mut get_conn, mut pttl_conn) = (conn.clone(), conn.clone());
+                let (mut get_conn, mut clock_conn) = (conn.clone(), conn.clone());
                 let get = async {
-                    match redis::cmd("GET")
-                        .arg(&entry_key)
-                        .query_async::<Option<Vec<u8>>>(&mut get_conn)
-                        .await
-                    {
-                        Err(err) if err.code() == Some("WRONGTYPE") => Ok(None),
-                        other => other,
-                    }
+                    let mut read = scripts.entry_read.key(&entry_key);
+                    read.key(&key_stamp);
+                    read.invoke_async::<(Option<Vec<u8>>, i64, Option<String>)>(&mut get_conn).await
                 };
-                let pttl = async { redis::cmd("PTTL").arg(&entry_key).query_async::<i64>(&mut pttl_conn).await };
-                let get = futures_util::future::try_join(get, pttl);
-                let mut clock_conn = conn.clone();
                 let clock = async {
                     if !stamped {
                         return Ok(None);
@@ -507,22 +562,40 @@ impl RedisStore {
                         .await
                         .map(Some)
                 };
-                let ((bytes, pttl), clock) = futures_util::future::try_join(get, clock).await?;
-                let entry = match bytes {
-                    Some(bytes) if pttl > 0 => decode(key, bytes),
+                let ((bytes, pttl, fetched), clock) = futures_util::future::try_join(get, clock).await?;
+                // Not a number: not written by this store.
+                let fetched = fetched.and_then(|stamp| stamp.parse::<u64>().ok());
+                let entry = match (bytes, fetched) {
+                    (Some(bytes), Some(_)) if pttl > 0 => decode(key, bytes),
+                    // An entry whose stamp is gone (evicted) cannot be
+                    // checked against invalidations: a miss.
                     _ => None,
                 };
-                let Some(entry) = entry else { return Ok((None, clock)) };
-                // Every tag must still list the key: an invalidation moves a
-                // tag's keys away, an eviction drops them.
+                let (Some(entry), Some(fetched)) = (entry, fetched) else {
+                    return Ok((None, clock));
+                };
+                // Every tag must still list the key and not have been
+                // invalidated since the entry's fetch began (an invalidation
+                // moves a tag's keys away and stamps it, an eviction drops
+                // them), and no prefix of the key invalidated since then.
                 let checks = entry.tags.iter().map(|tag| {
                     let mut conn = conn.clone();
-                    let set = layout.tag(tag);
-                    async move { redis::cmd("ZSCORE").arg(set).arg(key).query_async::<Option<f64>>(&mut conn).await }
+                    let mut check = scripts.tag_check.key(layout.tag(tag));
+                    check.key(layout.tag_stamp(tag)).arg(key).arg(fetched);
+                    async move { check.invoke_async::<i64>(&mut conn).await }
                 });
-                let listed = futures_util::future::try_join_all(checks).await?;
-                if listed.iter().any(Option::is_none) {
-                    tracing::debug!(key, "entry no longer listed under all its tags: a miss");
+                let mut prefix_conn = conn.clone();
+                let prefixes = async {
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(layout.prefixes())
+                        .arg(format!("({fetched}"))
+                        .arg("+inf")
+                        .query_async::<Vec<String>>(&mut prefix_conn)
+                        .await
+                };
+                let (listed, prefixes) = futures_util::future::try_join(futures_util::future::try_join_all(checks), prefixes).await?;
+                if listed.contains(&0) || prefixes.iter().any(|prefix| key.starts_with(prefix.as_str())) {
+                    tracing::debug!(key, "entry invalidated (or its bookkeeping evicted) since its fetch: a miss");
                     return Ok((None, clock));
                 }
                 Ok((Some((entry, Duration::from_millis(pttl.unsigned_abs()))), clock))
@@ -560,13 +633,8 @@ impl RedisStore {
     }
 
     /// Applies an invalidation, or keeps it for later when Redis cannot be
-    /// reached.
+    /// reached. Kept ones do not hold back a new one: invalidations commute.
     async fn invalidate(&self, target: Target) -> Result<u64, StoreError> {
-        if self.inner.has_pending.load(Ordering::Acquire) {
-            self.keep(target);
-            self.start_replay();
-            return Err(StoreError::Replaying);
-        }
         match self.apply(&target).await {
             Ok(dropped) => Ok(dropped),
             Err(err) => {
@@ -762,6 +830,10 @@ impl RedisStore {
 }
 
 impl Inner {
+    fn current_conn(&self) -> Option<Conn> {
+        self.conn.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         // Every critical section leaves a valid queue.
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
@@ -780,12 +852,27 @@ async fn replay(store: Weak<Inner>) {
             let pending = store.inner.lock_pending();
             (pending.targets.clone(), pending.overflowed)
         };
+        // Merged: every kept tag in one invalidation (one clock tick, one
+        // message), then the keys, then the prefixes.
         let applied = async {
             if overflowed {
                 store.apply(&Target::Prefix(String::new())).await?;
             }
+            let mut tags: Vec<String> = Vec::new();
             for target in &targets {
-                store.apply(target).await?;
+                if let Target::Tags(kept) = target {
+                    tags.extend(kept.iter().cloned());
+                }
+            }
+            tags.sort_unstable();
+            tags.dedup();
+            if !tags.is_empty() {
+                store.apply(&Target::Tags(tags)).await?;
+            }
+            for target in &targets {
+                if !matches!(target, Target::Tags(_)) {
+                    store.apply(target).await?;
+                }
             }
             Ok::<_, StoreError>(())
         }
@@ -897,8 +984,13 @@ impl Store for RedisStore {
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
         let ttl = ttl_ms(ttl);
-        let fetched = entry.stamp().clock();
-        let since = fetched.unwrap_or(UNORDERED);
+        // An entry put directly, without a fetch to order, is ordered as of
+        // now.
+        let fetched = match entry.stamp().clock() {
+            Some(clock) => clock,
+            None => self.stamp().await?.clock().unwrap_or_default(),
+        };
+        let since = fetched;
         let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
         let encoded = self.encode(&entry);
         let stored = self
@@ -924,7 +1016,6 @@ impl Store for RedisStore {
                 });
                 let mut prefix_conn = conn.clone();
                 let prefixes = async {
-                    let Some(fetched) = fetched else { return Ok(Vec::new()) };
                     redis::cmd("ZRANGEBYSCORE")
                         .arg(layout.prefixes())
                         .arg(format!("({fetched}"))
