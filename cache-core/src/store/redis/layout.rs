@@ -3,7 +3,8 @@
 //! ```text
 //! {prefix}{h}e:{key}      the encoded entry
 //! {prefix}{h}o:{key}      the set of the entry's tags
-//! {prefix}{h}k:{key}      the key's last invalidation stamp
+//! {prefix}{h}k:{key}      the later of the key's last invalidation stamp
+//!                         and the stored entry's fetch stamp
 //! {prefix}{h}l:{key}      a cross-instance lease on the key
 //! {prefix}{g}t:{tag}      the keys stored with the tag, scored by expiry
 //! {prefix}{g}s:{tag}      the tag's last invalidation stamp

@@ -226,22 +226,28 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 ///   and tag it invalidates, kept for ten minutes. A prefix invalidation is
 ///   noted in `{prefix}prefixes` for as long.
 /// - A lookup that finds nothing reads the clock in the same round trip
-///   ([`Store::get_stamped`]): the [`Stamp`] of the fetch that follows. The
-///   entry fetched is stored only if no invalidation of its key, of one of
-///   its tags or of a prefix of its key has a later stamp (checked by the
-///   scripts that write it, then once more for prefixes), and only if the
-///   fetch took less than ten minutes.
-/// - A tag invalidation moves the tag's set away at once, and an entry is
-///   read only while every one of its tags still lists its key: an entry
-///   whose tag bookkeeping is gone — invalidated, or evicted under
-///   `maxmemory` — is a miss, never a stale hit. The entries of the moved
-///   keys that still carry the tag are then dropped in batches of 500, so
-///   that invalidating a huge tag never blocks Redis.
+///   ([`Store::get_stamped`]): the [`Stamp`] of the fetch that follows,
+///   which the entry it stores keeps beside it (`{prefix}{h}k:{key}`
+///   holds the later of the key's last invalidation and the stored entry's
+///   fetch). The entry is stored only if no invalidation of its key, of
+///   one of its tags or of a prefix of its key, and no write of a fetch
+///   that began later, has a later stamp, and only if the fetch took less
+///   than ten minutes.
+/// - An entry is served only if every one of its tags still lists its key
+///   and none of them, and no prefix of its key, was invalidated after its
+///   fetch began. So a write that loses a race with an invalidation is
+///   never visible, even before it is withdrawn; and an entry whose tag
+///   bookkeeping or stamp is gone — invalidated, or evicted under
+///   `maxmemory` — is a miss, never a stale hit. A tag invalidation moves
+///   the tag's set away at once; the entries that still carry the tag are
+///   then dropped in batches of 500, so that invalidating a huge tag never
+///   blocks Redis.
 ///
 /// What it costs: a miss reads the clock alongside the entry (no extra
 /// round trip on a server, a parallel request on a cluster); a hit reads
-/// the entry, then checks its tags (two round trips); storing an entry
-/// takes two (the entry, then its tags and the recent prefix
+/// the entry with its stamp, then checks its tags and the recent prefix
+/// invalidations (two round trips, the second a script per tag); storing
+/// an entry takes two (the entry, then its tags and the recent prefix
 /// invalidations, in parallel); invalidating tags takes three (clock,
 /// tags, the batches of entries) and publishing the invalidation one more.
 ///
@@ -250,10 +256,14 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// An invalidation that fails is kept (up to 1,024 keys, tags and
 /// prefixes; past that, an invalidation of every entry under the prefix
 /// replaces them) and applied, then published, in the background as soon
-/// as Redis answers again. Until then the store neither reads from nor
-/// writes to Redis ([`StoreError::Replaying`]): requests are served from
-/// the origin, never from entries an invalidation they cannot see yet
-/// covers. The failing call still returns its error.
+/// as Redis answers again (every kept tag in one invalidation). Until then
+/// the store neither reads from nor writes to Redis
+/// ([`StoreError::Replaying`]): requests are served from the origin, never
+/// from entries an invalidation they cannot see yet covers. New
+/// invalidations are applied at once meanwhile. The failing call still
+/// returns its error. An invalidation Redis refuses (out of memory under
+/// `noeviction`, say) is kept the same way, and the store bypasses Redis
+/// until Redis takes it.
 ///
 /// # Connections and failure
 ///
@@ -268,7 +278,10 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// after consecutive failures: while it is open, operations fail at once
 /// with [`StoreError::CircuitOpen`] (the engine serves from the origin),
 /// and after a cool-down one operation probes Redis again; a probe that is
-/// cancelled before Redis answers opens it again. Cheap to clone.
+/// cancelled before Redis answers opens it again. When timeouts open the
+/// breaker, the connection is replaced in the background: one that stopped
+/// answering without failing (a half-open TCP connection) never recovers by
+/// itself. Cheap to clone.
 ///
 /// The URL may carry an ACL user, a password and a database number;
 /// `rediss://` connects over TLS (feature `redis-tls`). Credentials never
