@@ -400,11 +400,13 @@ impl Cache {
                 return Err(Stamp::LOST);
             }
         };
-        if !entry.is_fresh(self.inner.clock.now_ms()) {
-            return Err(stamp);
+        if entry.is_fresh(self.inner.clock.now_ms())
+            && let Some(value) = decode(key, &entry)
+        {
+            return Ok((value, entry));
         }
-        let value = decode(key, &entry).ok_or(stamp)?;
-        Ok((value, entry))
+        // Found without a round trip, but a load follows.
+        Err(if stamp == Stamp::NONE { self.stamp().await } else { stamp })
     }
 
     /// Calls `load`, stores its value unless an invalidation overlapped it,

@@ -1,5 +1,7 @@
 //! Invalidation from code.
 
+use std::{future::Future, sync::Arc};
+
 use http::Request;
 
 use crate::{
@@ -17,6 +19,10 @@ use crate::{
 /// application state or be extracted in handlers. An invalidation also stops
 /// the responses being fetched while it runs from being stored, when they
 /// would carry a dropped tag or key, since they may predate the change.
+///
+/// Each invalidation runs to its end on a task of its own: a caller that
+/// goes away halfway (a handler whose client disconnected) never leaves it
+/// applied to the store but not to other instances' in-process copies.
 ///
 /// # Errors
 ///
@@ -47,7 +53,9 @@ impl Invalidator {
     {
         let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
         self.cache.inner.invalidations.record(Target::Tags(tags.clone()));
-        let dropped = self.cache.inner.store.invalidate_tags(&tags).await;
+        let store = Arc::clone(&self.cache.inner.store);
+        let owned = tags.clone();
+        let dropped = detached(async move { store.invalidate_tags(&owned).await }).await;
         let count = u64::try_from(tags.len()).unwrap_or(u64::MAX);
         metrics::invalidation(InvalidationKind::Tag, count, dropped.as_ref().ok().copied());
         let dropped = dropped?;
@@ -58,7 +66,9 @@ impl Invalidator {
     /// Drops the entry stored at `key` (see [`CacheKey`](crate::CacheKey)).
     pub async fn key(&self, key: &str) -> Result<bool, StoreError> {
         self.cache.inner.invalidations.record(Target::Key(key.to_owned()));
-        let dropped = self.cache.inner.store.delete(key).await;
+        let store = Arc::clone(&self.cache.inner.store);
+        let key = key.to_owned();
+        let dropped = detached(async move { store.delete(&key).await }).await;
         metrics::invalidation(InvalidationKind::Key, 1, dropped.as_ref().ok().map(|&d| u64::from(d)));
         dropped
     }
@@ -68,7 +78,9 @@ impl Invalidator {
     /// the store.
     pub async fn prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         self.cache.inner.invalidations.record(Target::Prefix(prefix.to_owned()));
-        let dropped = self.cache.inner.store.invalidate_prefix(prefix).await;
+        let store = Arc::clone(&self.cache.inner.store);
+        let prefix = prefix.to_owned();
+        let dropped = detached(async move { store.invalidate_prefix(&prefix).await }).await;
         metrics::invalidation(InvalidationKind::Prefix, 1, dropped.as_ref().ok().copied());
         dropped
     }
@@ -84,5 +96,23 @@ impl Invalidator {
         let (parts, ()) = head.into_parts();
         let key = policy.key().build(&parts);
         self.tag(uri_tag(key.uri())).await
+    }
+}
+
+/// Runs `work` on a task of its own when there is a runtime, so that it
+/// ends even if the caller's future is dropped.
+async fn detached<T, F>(work: F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => match runtime.spawn(work).await {
+            Ok(done) => done,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // The runtime is shutting down.
+            Err(join) => Err(StoreError::backend(join)),
+        },
+        Err(_) => work.await,
     }
 }

@@ -323,7 +323,7 @@ impl Cache {
     /// A fresh entry for the request and the time it was checked at, or why
     /// the origin must be asked (with the stale entry, if there is one).
     pub(crate) async fn lookup(&self, ex: &Exchange<'_>) -> Result<(Arc<CachedEntry>, u64), Miss> {
-        let (entry, stamp) = match self.inner.store.get_stamped(ex.key.as_str()).await {
+        let (entry, mut stamp) = match self.inner.store.get_stamped(ex.key.as_str()).await {
             Ok((Some(entry), stamp)) => (entry, stamp),
             Ok((None, stamp)) => return Err(Miss::new(Fwd::UriMiss, stamp)),
             Err(err) => {
@@ -332,7 +332,12 @@ impl Cache {
             }
         };
         let now = self.inner.clock.now_ms();
-        match usable(&entry, &ex.parts, now, ex.policy) {
+        let usable = usable(&entry, &ex.parts, now, ex.policy);
+        if usable.is_err() && stamp == Stamp::NONE {
+            // Found without a round trip; a fetch follows.
+            stamp = self.stamp().await;
+        }
+        match usable {
             Ok(()) => Ok((entry, now)),
             // Kept for stale serving and revalidation.
             Err(fwd @ (Fwd::Stale | Fwd::Request)) => Err(Miss {
@@ -420,17 +425,8 @@ impl Cache {
                     tags.push(uri_tag(policy.key.build(&parts).uri()));
                 }
             }
-            // On its own task: a client that goes away must not leave the
-            // invalidation half done.
-            let invalidator = self.invalidator();
-            let result = match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => runtime
-                    .spawn(async move { invalidator.tags(tags).await })
-                    .await
-                    .unwrap_or_else(|join| Err(crate::StoreError::backend(join))),
-                Err(_) => invalidator.tags(tags).await,
-            };
-            if let Err(err) = result {
+            // Runs to its end even if the client goes away (see Invalidator).
+            if let Err(err) = self.invalidator().tags(tags).await {
                 self.log_store_error("invalidate", &err);
             }
         }

@@ -64,8 +64,11 @@ pub trait Store: Send + Sync + 'static {
     /// of invalidations before which a response fetched after this call
     /// cannot have been read: the [`Stamp`] the engine gives the entry it
     /// stores after a miss (see [`CachedEntry::stamp`]). A shared store
-    /// takes both in one round trip. The default reads with
-    /// [`get`](Store::get), then [`stamp`](Store::stamp).
+    /// takes both in one round trip. With an entry, the stamp may be
+    /// [`Stamp::NONE`] (an in-process copy answered without a round trip):
+    /// the engine then asks [`stamp`](Store::stamp) if it fetches after all.
+    /// The default reads with [`get`](Store::get), then
+    /// [`stamp`](Store::stamp).
     fn get_stamped(&self, key: &str) -> impl Future<Output = Result<(Option<Arc<CachedEntry>>, Stamp), StoreError>> + Send {
         async move {
             let entry = self.get(key).await?;

@@ -168,11 +168,13 @@ impl TieredStore {
         self.inner.l1_max_ttl.map_or(ttl, |max| ttl.min(max))
     }
 
-    /// Applies an invalidation to L2 (`l2`, which publishes it or keeps it
-    /// for when Redis is back), then to L1 whatever L2 answered: L2 first,
-    /// so that a promotion racing it either reads L2 after it or is dropped
-    /// from L1 with it.
+    /// Applies an invalidation to L1, to L2 (`l2`, which publishes it or
+    /// keeps it for when Redis is back), then to L1 again whatever L2
+    /// answered, so that a promotion racing it either reads L2 after it or
+    /// is dropped from L1 with it.
     async fn invalidate<T>(&self, message: Message<'_>, l2: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        // Before too: this instance stops serving the old copies at once.
+        self.inner.apply(&message).await;
         let dropped = l2.await;
         self.inner.apply(&message).await;
         dropped
@@ -425,14 +427,14 @@ impl TieredStore {
         Ok(self.promote(key, found, epoch).await)
     }
 
-    /// [`read`](Self::read), with the clock of L2 (which an entry found
-    /// in L1 needs too: the engine may find it stale and fetch again).
+    /// [`read`](Self::read), with the clock of L2 when L2 is read (an
+    /// entry found in L1 comes without: the engine asks for a stamp if it
+    /// fetches after all).
     async fn read_stamped(&self, key: &str) -> Result<(Option<Arc<CachedEntry>>, Stamp), StoreError> {
         if self.inner.l1_trusted()
             && let Some(entry) = self.inner.l1.get_now(key)
         {
-            let stamp = self.inner.l2.stamp().await.unwrap_or(Stamp::LOST);
-            return Ok((Some(entry), stamp));
+            return Ok((Some(entry), Stamp::NONE));
         }
         let epoch = self.inner.epoch.load(Ordering::Acquire);
         let (found, stamp) = self.inner.l2.get_with_ttl_stamped(key).await?;

@@ -58,7 +58,8 @@ impl RedisStoreBuilder {
     }
 
     /// A prefix for every key of this application, so that several share a
-    /// server. Default: `cache:`.
+    /// server. Default: `cache:`. It must not hold `{` or `}`, which would
+    /// put every key on one Redis Cluster slot (connecting fails).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -171,6 +172,12 @@ impl RedisStoreBuilder {
         if self.urls.is_empty() {
             return Err(StoreError::backend("no redis url given"));
         }
+        if self.prefix.contains(['{', '}']) {
+            return Err(StoreError::backend(format!(
+                "redis key prefix `{}` holds a brace, which would decide every key's cluster slot",
+                self.prefix
+            )));
+        }
         let subscribers = self.urls.iter().map(|url| self.client(url)).collect::<Result<Vec<_>, _>>()?;
         let describe = |client: &Client| {
             let info = client.get_connection_info();
@@ -210,6 +217,7 @@ impl RedisStoreBuilder {
                 conn: RwLock::new(None),
                 connector,
                 reconnecting: AtomicBool::new(false),
+                runtime: tokio::runtime::Handle::try_current().ok(),
                 layout: Layout::new(self.prefix),
                 scripts: Scripts::new(),
                 breaker: Breaker::new(self.failure_threshold, self.cool_down, Arc::clone(&server)),

@@ -9,8 +9,8 @@
 //! {prefix}{g}t:{tag}      the keys stored with the tag, scored by expiry
 //! {prefix}{g}s:{tag}      the tag's last invalidation stamp
 //! {prefix}{g}x:{tag}:{n}  the keys of an invalidated tag, being dropped
-//! {prefix}clock           the clock of invalidations
-//! {prefix}prefixes        recent prefix invalidations, scored by stamp
+//! {prefix}{clock}         the clock of invalidations
+//! {prefix}{clock}prefixes recent prefix invalidations, scored by stamp
 //! {prefix}invalidations   the channel invalidations are published on
 //! ```
 //!
@@ -18,7 +18,9 @@
 //! of the tag: a Redis Cluster hash tag that puts the names of one cache key
 //! (or of one tag) on one slot, so that one script can check and write
 //! them, and spreads keys and tags over every slot. The key or tag follows
-//! in full, so names stay injective whatever bytes they hold.
+//! in full, so names stay injective whatever bytes they hold. The clock and
+//! the prefix notes share the slot of `{clock}`. A prefix holds no braces,
+//! which would move every name to the slot they name.
 
 use std::fmt::Write as _;
 
@@ -80,11 +82,27 @@ impl Layout {
     }
 
     pub(super) fn clock(&self) -> String {
-        format!("{}clock", self.prefix)
+        format!("{}{{clock}}", self.prefix)
     }
 
+    /// On the clock's slot.
     pub(super) fn prefixes(&self) -> String {
-        format!("{}prefixes", self.prefix)
+        format!("{}{{clock}}prefixes", self.prefix)
+    }
+
+    /// An invocation of `PREFIX_CHECK` (the stamp and key to add).
+    pub(super) fn prefix_check<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.key(self.clock());
+        invocation.key(self.prefixes());
+        invocation
+    }
+
+    /// An invocation of a clock script (`CLOCK_READ`, `CLOCK_TICK`): the
+    /// clock, the prefix notes, and how long notes are kept.
+    pub(super) fn clock_script<'a>(&self, script: &'a redis::Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.key(self.clock());
+        invocation.key(self.prefixes()).arg(super::ttl_ms(super::FETCH_WINDOW));
+        invocation
     }
 
     pub(super) fn channel(&self) -> String {

@@ -38,27 +38,51 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connection timeout of [`RedisStore`] by default.
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The clock of invalidations: its value, or Redis time (µs) before the
-/// first invalidation. KEYS[1] the clock.
+/// The clock of invalidations. When it is absent, the history of
+/// invalidations is lost (a first start, a restart without persistence, an
+/// eviction): it starts again from Redis time (µs), and an invalidation of
+/// every key is noted at that time, so that nothing fetched before counts
+/// as ordered. KEYS[1] the clock, KEYS[2] the recent prefix invalidations
+/// (same slot); ARGV[1] how long notes are kept (ms). Returns the clock.
 const CLOCK_READ: &str = r"
+redis.replicate_commands()
 local c = redis.call('GET', KEYS[1])
 if c then return tonumber(c) end
 local t = redis.call('TIME')
-return tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('SET', KEYS[1], string.format('%.0f', now))
+redis.call('ZADD', KEYS[2], now, '')
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return now
 ";
 
 /// Advances the clock of invalidations and returns its new value: Redis
 /// time in µs, or one more than the last value when that is later (so that
-/// it never goes back, even if the key was evicted and Redis time did not
-/// move on). KEYS[1] the clock.
+/// it never goes back). An absent clock is lost history, as in
+/// [`CLOCK_READ`]. KEYS[1] the clock, KEYS[2] the recent prefix
+/// invalidations; ARGV[1] how long notes are kept (ms).
 const CLOCK_TICK: &str = r"
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c >= now then now = c + 1 end
+local c = redis.call('GET', KEYS[1])
+if not c then
+  redis.call('ZADD', KEYS[2], now, '')
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+elseif tonumber(c) >= now then
+  now = tonumber(c) + 1
+end
 redis.call('SET', KEYS[1], string.format('%.0f', now))
 return now
+";
+
+/// The stamp a key's stamp holds (`p` marks a write not yet committed).
+/// Used by the scripts below as `stamp_of(redis.call('GET', name))`.
+const STAMP_OF: &str = r"
+local function stamp_of(value)
+  if not value then return nil end
+  return tonumber((string.gsub(value, '^p', '')))
+end
 ";
 
 /// Stores an entry and replaces the set of its tags, unless its key was
@@ -68,20 +92,76 @@ return now
 /// fetch of the entry stored: what a read checks the entry's tags
 /// against), KEYS[3] the entry's tags; ARGV[1] encoded entry, ARGV[2] TTL
 /// in ms, ARGV[3] the fetch's stamp, ARGV[4] the longest fetch stored
-/// (µs), ARGV[5..] tags. Returns 1 when stored.
+/// (µs), ARGV[5] `p` to store the stamp as pending (a read treats the
+/// entry as absent until [`COMMIT`] runs) or empty, ARGV[6..] tags.
+/// Returns 1 when stored.
 const SET_ENTRY: &str = r"
 redis.replicate_commands()
-local inv = redis.call('GET', KEYS[2])
-if inv and tonumber(inv) > tonumber(ARGV[3]) then return 0 end
+local since = tonumber(ARGV[3])
+local inv = stamp_of(redis.call('GET', KEYS[2]))
+if inv and inv > since then return 0 end
 local t = redis.call('TIME')
 local window = tonumber(ARGV[4])
-if tonumber(t[1]) * 1000000 + tonumber(t[2]) - tonumber(ARGV[3]) > window then return 0 end
+if tonumber(t[1]) * 1000000 + tonumber(t[2]) - since > window then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3], 'PX', math.max(tonumber(ARGV[2]), math.floor(window / 1000)))
+redis.call('SET', KEYS[2], ARGV[5] .. ARGV[3], 'PX', math.max(tonumber(ARGV[2]), math.floor(window / 1000)))
 redis.call('DEL', KEYS[3])
-if #ARGV > 4 then
-  for i = 5, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+if #ARGV > 5 then
+  for i = 6, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+return 1
+";
+
+/// Makes a pending write readable, if the key's stamp is still its own.
+/// KEYS[1] the key's stamp; ARGV[1] the fetch's stamp, ARGV[2] the stamp's
+/// TTL (ms). Returns 1 when committed.
+const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= 'p' .. ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// The whole write of an entry on a single server, at once: the checks of
+/// [`SET_ENTRY`], [`TAG_ADD`] for every tag and the recent prefix
+/// invalidations, then the entry, its stamp, its tags and the tags'
+/// listings. KEYS[1] entry, KEYS[2] the key's stamp, KEYS[3] the entry's
+/// tags, KEYS[4] the recent prefix invalidations, KEYS[5] the clock (absent:
+/// the history the fetch's stamp refers to is lost), then per tag its keys
+/// and its stamp; ARGV[1] encoded entry, ARGV[2] TTL in ms, ARGV[3] the
+/// fetch's stamp, ARGV[4] the longest fetch stored (µs), ARGV[5] key,
+/// ARGV[6..] tags (in the order of their KEYS). Returns 1 when stored.
+const WRITE_ALL: &str = r"
+redis.replicate_commands()
+if redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
+local since = tonumber(ARGV[3])
+local inv = stamp_of(redis.call('GET', KEYS[2]))
+if inv and inv > since then return 0 end
+for i = 6, #KEYS, 2 do
+  local s = redis.call('GET', KEYS[i + 1])
+  if s and tonumber(s) > since then return 0 end
+end
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[3], '+inf')) do
+  if string.sub(ARGV[5], 1, #p) == p then return 0 end
+end
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[4])
+if now_us - since > window then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3], 'PX', math.max(ttl, math.floor(window / 1000)))
+redis.call('DEL', KEYS[3])
+if #ARGV > 5 then
+  for i = 6, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+end
+local now = math.floor(now_us / 1000)
+for i = 6, #KEYS, 2 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  redis.call('ZADD', KEYS[i], now + ttl, ARGV[5])
+  local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[i], last[2])
 end
 return 1
 ";
@@ -159,8 +239,8 @@ return redis.call('ZCARD', KEYS[3])
 /// invalidation's stamp, ARGV[2] how long stamps are kept (ms). Returns 1
 /// when an entry was dropped.
 const KEY_DROP: &str = r"
-local inv = redis.call('GET', KEYS[2])
-if not inv or tonumber(inv) < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
+local inv = stamp_of(redis.call('GET', KEYS[2]))
+if not inv or inv < tonumber(ARGV[1]) then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2]) end
 redis.call('DEL', KEYS[3])
 return redis.call('DEL', KEYS[1])
 ";
@@ -174,6 +254,19 @@ const PREFIX_NOTE: &str = r"
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+";
+
+/// Whether an entry fetched at a stamp is still ordered: the clock's
+/// history is there (not lost since), and no prefix of its key was
+/// invalidated after the stamp. KEYS[1] the clock, KEYS[2] the recent
+/// prefix invalidations; ARGV[1] the stamp, ARGV[2] the key. Returns 1 when
+/// the entry may be stored or served.
+const PREFIX_CHECK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
+  if string.sub(ARGV[2], 1, #p) == p then return 0 end
+end
 return 1
 ";
 
@@ -315,6 +408,9 @@ struct Inner {
     connector: builder::Connector,
     /// Whether a task is replacing the connection.
     reconnecting: AtomicBool,
+    /// The runtime the store was built on, for its own tasks (replays,
+    /// reconnections): one that outlives the callers' (an actix worker's).
+    runtime: Option<tokio::runtime::Handle>,
     layout: Layout,
     scripts: Scripts,
     breaker: Breaker,
@@ -341,12 +437,17 @@ struct Pending {
     size: usize,
     /// More were kept than [`MAX_PENDING`]: everything is invalidated.
     overflowed: bool,
+    /// Counts every invalidation kept, so that a replay can tell whether
+    /// one was kept while it ran.
+    kept: u64,
 }
 
 struct Scripts {
     clock_read: Script,
     clock_tick: Script,
     set_entry: Script,
+    commit: Script,
+    write_all: Script,
     tag_add: Script,
     tag_take: Script,
     key_drop: Script,
@@ -354,6 +455,7 @@ struct Scripts {
     tag_check: Script,
     entry_read: Script,
     prefix_note: Script,
+    prefix_check: Script,
     release_lease: Script,
 }
 
@@ -362,14 +464,17 @@ impl Scripts {
         Scripts {
             clock_read: Script::new(CLOCK_READ),
             clock_tick: Script::new(CLOCK_TICK),
-            set_entry: Script::new(SET_ENTRY),
+            set_entry: Script::new(&format!("{STAMP_OF}{SET_ENTRY}")),
+            commit: Script::new(COMMIT),
+            write_all: Script::new(&format!("{STAMP_OF}{WRITE_ALL}")),
             tag_add: Script::new(TAG_ADD),
             tag_take: Script::new(TAG_TAKE),
-            key_drop: Script::new(KEY_DROP),
+            key_drop: Script::new(&format!("{STAMP_OF}{KEY_DROP}")),
             drop_if_tagged: Script::new(DROP_IF_TAGGED),
             tag_check: Script::new(TAG_CHECK),
             entry_read: Script::new(ENTRY_READ),
             prefix_note: Script::new(PREFIX_NOTE),
+            prefix_check: Script::new(PREFIX_CHECK),
             release_lease: Script::new(RELEASE_LEASE),
         }
     }
@@ -513,7 +618,7 @@ impl RedisStore {
 
     /// Replaces the connection in the background, unless that is under way.
     fn reconnect(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let Some(runtime) = self.runtime() else {
             return;
         };
         if self.inner.reconnecting.swap(true, Ordering::AcqRel) {
@@ -533,7 +638,6 @@ impl RedisStore {
                 }
                 Err(err) => tracing::debug!(server = %inner.server, error = %err, "redis connection not replaced yet"),
             }
-            inner.reconnecting.store(false, Ordering::Release);
         });
     }
 
@@ -568,9 +672,8 @@ impl RedisStore {
                     if !stamped {
                         return Ok(None);
                     }
-                    scripts
-                        .clock_read
-                        .key(layout.clock())
+                    layout
+                        .clock_script(&scripts.clock_read)
                         .invoke_async::<u64>(&mut clock_conn)
                         .await
                         .map(Some)
@@ -598,16 +701,11 @@ impl RedisStore {
                     async move { check.invoke_async::<i64>(&mut conn).await }
                 });
                 let mut prefix_conn = conn.clone();
-                let prefixes = async {
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(layout.prefixes())
-                        .arg(format!("({fetched}"))
-                        .arg("+inf")
-                        .query_async::<Vec<String>>(&mut prefix_conn)
-                        .await
-                };
-                let (listed, prefixes) = futures_util::future::try_join(futures_util::future::try_join_all(checks), prefixes).await?;
-                if listed.contains(&0) || prefixes.iter().any(|prefix| key.starts_with(prefix.as_str())) {
+                let mut check = layout.prefix_check(&scripts.prefix_check);
+                check.arg(fetched).arg(key);
+                let ordered = async move { check.invoke_async::<i64>(&mut prefix_conn).await };
+                let (listed, ordered) = futures_util::future::try_join(futures_util::future::try_join_all(checks), ordered).await?;
+                if listed.contains(&0) || ordered == 0 {
                     tracing::debug!(key, "entry invalidated (or its bookkeeping evicted) since its fetch: a miss");
                     return Ok((None, clock));
                 }
@@ -645,9 +743,30 @@ impl RedisStore {
         }
     }
 
+    /// The runtime the store's own tasks run on: the one it was built on,
+    /// or the caller's.
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.inner.runtime.clone().or_else(|| tokio::runtime::Handle::try_current().ok())
+    }
+
+    /// Applies an invalidation, or keeps it for later when Redis cannot be
+    /// reached, on a task of its own: a caller that goes away halfway never
+    /// leaves it applied to Redis but neither published nor kept.
+    async fn invalidate(&self, target: Target) -> Result<u64, StoreError> {
+        let Some(runtime) = self.runtime() else {
+            return self.invalidate_here(target).await;
+        };
+        let store = self.clone();
+        match runtime.spawn(async move { store.invalidate_here(target).await }).await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(StoreError::backend(join)),
+        }
+    }
+
     /// Applies an invalidation, or keeps it for later when Redis cannot be
     /// reached. Kept ones do not hold back a new one: invalidations commute.
-    async fn invalidate(&self, target: Target) -> Result<u64, StoreError> {
+    async fn invalidate_here(&self, target: Target) -> Result<u64, StoreError> {
         match self.apply(&target).await {
             Ok(dropped) => Ok(dropped),
             Err(err) => {
@@ -679,7 +798,7 @@ impl RedisStore {
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
         self.call(Op::Delete, |mut conn| async move {
-            let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+            let stamp: u64 = layout.clock_script(&scripts.clock_tick).invoke_async(&mut conn).await?;
             let mut drop = scripts.key_drop.key(layout.entry(key));
             drop.key(layout.key_stamp(key))
                 .key(layout.own(key))
@@ -695,7 +814,7 @@ impl RedisStore {
         let scripts = &self.inner.scripts;
         let taken = self
             .call(Op::InvalidateTags, |mut conn| async move {
-                let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+                let stamp: u64 = layout.clock_script(&scripts.clock_tick).invoke_async(&mut conn).await?;
                 let takes = tags.iter().map(|tag| {
                     let mut conn = conn.clone();
                     let moved_to = layout.taken_tag(tag, fastrand::u64(..));
@@ -764,7 +883,7 @@ impl RedisStore {
         let pattern = &layout.scan_pattern(prefix);
         let nodes = self
             .call(Op::InvalidatePrefix, |mut conn| async move {
-                let stamp: u64 = scripts.clock_tick.key(layout.clock()).invoke_async(&mut conn).await?;
+                let stamp: u64 = layout.clock_script(&scripts.clock_tick).invoke_async(&mut conn).await?;
                 let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
                 let mut note = scripts.prefix_note.key(layout.prefixes());
                 note.arg(prefix).arg(stamp).arg(window_us).arg(ttl_ms(FETCH_WINDOW));
@@ -812,6 +931,7 @@ impl RedisStore {
     /// Keeps an invalidation that could not be applied.
     fn keep(&self, target: Target) {
         let mut pending = self.inner.lock_pending();
+        pending.kept += 1;
         if !pending.overflowed {
             pending.size += match &target {
                 Target::Tags(tags) => tags.len().max(1),
@@ -832,13 +952,26 @@ impl RedisStore {
 
     /// Starts the task that replays kept invalidations, unless it runs.
     fn start_replay(&self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let Some(runtime) = self.runtime() else {
             return;
         };
         if self.inner.replaying.swap(true, Ordering::AcqRel) {
             return;
         }
-        runtime.spawn(replay(Arc::downgrade(&self.inner)));
+        let running = Running(Arc::downgrade(&self.inner), |inner| &inner.replaying);
+        runtime.spawn(replay(running));
+    }
+}
+
+/// Clears one of a store's "a task is running" flags when the task ends,
+/// however it ends (its runtime may shut down under it).
+struct Running(Weak<Inner>, fn(&Inner) -> &AtomicBool);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            (self.1)(&inner).store(false, Ordering::Release);
+        }
     }
 }
 
@@ -855,15 +988,15 @@ impl Inner {
 
 /// Applies the kept invalidations, oldest first, retrying until Redis
 /// answers; ends when none are left or the store is dropped.
-async fn replay(store: Weak<Inner>) {
+async fn replay(running: Running) {
     let mut delay = Duration::from_millis(50);
     loop {
         tokio::time::sleep(delay).await;
-        let Some(inner) = store.upgrade() else { return };
+        let Some(inner) = running.0.upgrade() else { return };
         let store = RedisStore { inner };
-        let (targets, overflowed) = {
+        let (targets, overflowed, kept) = {
             let pending = store.inner.lock_pending();
-            (pending.targets.clone(), pending.overflowed)
+            (pending.targets.clone(), pending.overflowed, pending.kept)
         };
         // Merged: every kept tag in one invalidation (one clock tick, one
         // message), then the keys, then the prefixes.
@@ -893,11 +1026,11 @@ async fn replay(store: Weak<Inner>) {
         match applied {
             Ok(()) => {
                 let mut pending = store.inner.lock_pending();
-                if overflowed && !pending.overflowed {
-                    // Cannot happen: only a replay clears the flag.
-                } else if pending.overflowed && !overflowed {
-                    // Overflowed meanwhile: replay everything next time.
-                    delay = Duration::from_millis(50);
+                if pending.overflowed && pending.kept != kept {
+                    // Kept while everything was being invalidated, and
+                    // perhaps before the invalidation of everything began:
+                    // everything again.
+                    delay = Duration::from_millis(1);
                     continue;
                 }
                 pending.overflowed = false;
@@ -913,7 +1046,7 @@ async fn replay(store: Weak<Inner>) {
                     .sum();
                 if pending.targets.is_empty() {
                     store.inner.has_pending.store(false, Ordering::Release);
-                    store.inner.replaying.store(false, Ordering::Release);
+                    drop(pending);
                     tracing::info!(server = %store.inner.server, "invalidations kept while redis was unreachable applied");
                     return;
                 }
@@ -983,7 +1116,7 @@ impl Store for RedisStore {
         let scripts = &self.inner.scripts;
         let clock = self
             .call(Op::Get, |mut conn| async move {
-                scripts.clock_read.key(layout.clock()).invoke_async::<u64>(&mut conn).await
+                layout.clock_script(&scripts.clock_read).invoke_async::<u64>(&mut conn).await
             })
             .await?;
         Ok(Stamp::at(clock))
@@ -999,28 +1132,46 @@ impl Store for RedisStore {
         let ttl = ttl_ms(ttl);
         // An entry put directly, without a fetch to order, is ordered as of
         // now.
-        let fetched = match entry.stamp().clock() {
+        let since = match entry.stamp().clock() {
             Some(clock) => clock,
             None => self.stamp().await?.clock().unwrap_or_default(),
         };
-        let since = fetched;
         let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
         let encoded = self.encode(&entry);
         let stored = self
             .call(Op::Put, |mut conn| async move {
+                if matches!(conn, Conn::Single(_)) {
+                    // One server: every check and write in one script.
+                    let mut write = scripts.write_all.key(layout.entry(key));
+                    write
+                        .key(layout.key_stamp(key))
+                        .key(layout.own(key))
+                        .key(layout.prefixes())
+                        .key(layout.clock());
+                    for tag in &entry.tags {
+                        write.key(layout.tag(tag)).key(layout.tag_stamp(tag));
+                    }
+                    write.arg(encoded.as_ref()).arg(ttl).arg(since).arg(window_us).arg(key);
+                    for tag in &entry.tags {
+                        write.arg(tag.as_str());
+                    }
+                    return Ok(write.invoke_async::<i64>(&mut conn).await? == 1);
+                }
+                // A cluster, where the entry, each tag and the prefix notes
+                // live on different slots: the entry is written pending (a
+                // read treats it as absent), then listed under its tags
+                // (each listing refused if the tag was invalidated since the
+                // fetch began) while the prefix notes are checked, then
+                // committed. A write interrupted halfway stays unreadable.
                 let mut set = scripts.set_entry.key(layout.entry(key));
                 set.key(layout.key_stamp(key)).key(layout.own(key));
-                set.arg(encoded.as_ref()).arg(ttl).arg(since).arg(window_us);
+                set.arg(encoded.as_ref()).arg(ttl).arg(since).arg(window_us).arg("p");
                 for tag in &entry.tags {
                     set.arg(tag.as_str());
                 }
                 if set.invoke_async::<i64>(&mut conn).await? == 0 {
                     return Ok(false);
                 }
-                // After the entry: an invalidation that runs between the two
-                // either finds the key listed or leaves a stamp that refuses
-                // the listing, and an entry not listed under every tag is
-                // never read.
                 let adds = entry.tags.iter().map(|tag| {
                     let mut conn = conn.clone();
                     let mut add = scripts.tag_add.key(layout.tag(tag));
@@ -1028,20 +1179,18 @@ impl Store for RedisStore {
                     async move { add.invoke_async::<i64>(&mut conn).await }
                 });
                 let mut prefix_conn = conn.clone();
-                let prefixes = async {
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(layout.prefixes())
-                        .arg(format!("({fetched}"))
-                        .arg("+inf")
-                        .query_async::<Vec<String>>(&mut prefix_conn)
-                        .await
-                };
-                let (listed, prefixes) = futures_util::future::try_join(futures_util::future::try_join_all(adds), prefixes).await?;
-                if listed.contains(&0) || prefixes.iter().any(|prefix| key.starts_with(prefix.as_str())) {
+                let mut check = layout.prefix_check(&scripts.prefix_check);
+                check.arg(since).arg(key);
+                let ordered = async move { check.invoke_async::<i64>(&mut prefix_conn).await };
+                let (listed, ordered) = futures_util::future::try_join(futures_util::future::try_join_all(adds), ordered).await?;
+                if listed.contains(&0) || ordered == 0 {
                     redis::cmd("DEL").arg(layout.entry(key)).query_async::<u64>(&mut conn).await?;
                     return Ok(false);
                 }
-                Ok(true)
+                let stamp_ttl = ttl.max(ttl_ms(FETCH_WINDOW));
+                let mut commit = scripts.commit.key(layout.key_stamp(key));
+                commit.arg(since).arg(stamp_ttl);
+                Ok(commit.invoke_async::<i64>(&mut conn).await? == 1)
             })
             .await?;
         if stored { Ok(()) } else { Err(StoreError::Superseded) }
