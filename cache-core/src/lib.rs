@@ -78,12 +78,14 @@
 //!   (any policy, `allkeys-lru` included) an entry whose tag bookkeeping was
 //!   evicted is a miss, not a hit.
 //!
-//! Not covered: Redis itself losing acknowledged writes (an asynchronous
-//! replica promoted after a failover, a restart without persistence loses
-//! entries too, so only the former matters); an invalidation stamp evicted
-//! within the milliseconds between an invalidation and an overlapping
-//! write (Redis evicts the least recently used keys, and the stamp was just
-//! written); a fetch longer than ten minutes is never stored in Redis.
+//! Not covered: Redis itself losing acknowledged writes while it keeps
+//! its clock (an asynchronous replica promoted after a failover, a restart
+//! from a snapshot older than the last invalidations; a restart that loses
+//! everything, clock included, is covered: everything fetched before counts
+//! as invalidated); an invalidation's stamps evicted while a fetch that
+//! overlapped it is still in flight (use `noeviction` or an `allkeys-*`
+//! policy, never `volatile-*`, which evicts the expiring stamps first); a
+//! fetch longer than ten minutes is never stored in Redis.
 //! `tests/tests/consistency.rs` checks these bounds with three instances
 //! and faults injected between them and Redis.
 //!

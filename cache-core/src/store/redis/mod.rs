@@ -340,9 +340,17 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// round trip on a server, a parallel request on a cluster); a hit reads
 /// the entry with its stamp, then checks its tags and the recent prefix
 /// invalidations (two round trips, the second a script per tag); storing
-/// an entry takes two (the entry, then its tags and the recent prefix
-/// invalidations, in parallel); invalidating tags takes three (clock,
-/// tags, the batches of entries) and publishing the invalidation one more.
+/// an entry takes one round trip on a server (one script checks and writes
+/// everything) and three on a cluster (the entry written pending, then its
+/// tags and the prefix notes in parallel, then the commit); invalidating
+/// tags takes three (clock, tags, the batches of entries) and publishing
+/// the invalidation one more. A clock found absent (a first start, a
+/// restart without persistence, an eviction) counts as an invalidation of
+/// every key: what was fetched before is neither stored nor served.
+///
+/// Use `noeviction` or an `allkeys-*` eviction policy: the stamps expire
+/// (after ten minutes), so a `volatile-*` policy evicts them before the
+/// entries they guard.
 ///
 /// # Invalidations while Redis is unreachable
 ///
