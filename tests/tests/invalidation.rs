@@ -296,11 +296,13 @@ async fn a_tag_set_holds_only_live_entries() {
 }
 
 /// Invalidating a tag of 200,000 keys never runs one long command in
-/// Redis: no command in the slow log over 10 ms.
+/// Redis: no command in the slow log over 50 ms (taking such a tag in one
+/// script takes over 100 ms here; the batches take well under a
+/// millisecond, and the margin is for a loaded machine).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalidating_a_huge_tag_never_blocks_redis() {
     let _serial = SERIAL.lock().await;
-    let server = RedisServer::start_with(&["--slowlog-log-slower-than", "10000"]);
+    let server = RedisServer::start_with(&["--slowlog-log-slower-than", "50000"]);
     let store = RedisStore::builder(server.url()).connect().await.expect("connects");
     let mut conn = redis_conn(&server.url()).await;
     // Learn the tag's set name from one real entry, then list 200,000 more
@@ -330,6 +332,6 @@ async fn invalidating_a_huge_tag_never_blocks_redis() {
     assert_eq!(store.invalidate_tags(&["huge".to_owned()]).await.unwrap(), 1, "one real entry");
     eprintln!("a tag of 200,001 keys invalidated in {:?}", started.elapsed());
     let slow: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(10).query_async(&mut conn).await.unwrap();
-    assert!(slow.is_empty(), "commands over 10 ms in Redis: {slow:?}");
+    assert!(slow.is_empty(), "commands over 50 ms in Redis: {slow:?}");
     assert!(store.get("k").await.unwrap().is_none());
 }

@@ -38,39 +38,46 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connection timeout of [`RedisStore`] by default.
 pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The clock of invalidations. When it is absent, the history of
-/// invalidations is lost (a first start, a restart without persistence, an
-/// eviction): it starts again from Redis time (µs), and an invalidation of
-/// every key is noted at that time, so that nothing fetched before counts
-/// as ordered. KEYS[1] the clock, KEYS[2] the recent prefix invalidations
-/// (same slot); ARGV[1] how long notes are kept (ms). Returns the clock.
+/// The clock of invalidations, read by a lookup for the fetch that may
+/// follow: Redis time in µs (less one), or the clock when it is later.
+/// Every later invalidation ticks past it, as long as Redis time does not
+/// step back. When the clock is absent, the history of invalidations is
+/// lost (a first start, a restart without persistence, an eviction): it
+/// starts again, past every note, and an invalidation of every key is
+/// noted then, so that nothing fetched before counts as ordered. KEYS[1]
+/// the clock, KEYS[2] the recent prefix invalidations (same slot); ARGV[1]
+/// how long notes are kept (ms). Returns the stamp.
 const CLOCK_READ: &str = r"
 redis.replicate_commands()
-local c = redis.call('GET', KEYS[1])
-if c then return tonumber(c) end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('SET', KEYS[1], string.format('%.0f', now))
-redis.call('ZADD', KEYS[2], now, '')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) - 1
+local c = redis.call('GET', KEYS[1])
+if c then return math.max(tonumber(c), now) end
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if top[2] and tonumber(top[2]) >= now then now = tonumber(top[2]) + 1 end
+redis.call('ZADD', KEYS[2], 'GT', now, '')
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], string.format('%.0f', now))
 return now
 ";
 
 /// Advances the clock of invalidations and returns its new value: Redis
-/// time in µs, or one more than the last value when that is later (so that
-/// it never goes back). An absent clock is lost history, as in
-/// [`CLOCK_READ`]. KEYS[1] the clock, KEYS[2] the recent prefix
-/// invalidations; ARGV[1] how long notes are kept (ms).
+/// time in µs, or one more than the clock when that is later (so that it
+/// never goes back, and passes every stamp a lookup read). An absent clock
+/// is lost history, as in [`CLOCK_READ`]. KEYS[1] the clock, KEYS[2] the
+/// recent prefix invalidations; ARGV[1] how long notes are kept (ms).
 const CLOCK_TICK: &str = r"
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local c = redis.call('GET', KEYS[1])
-if not c then
-  redis.call('ZADD', KEYS[2], now, '')
+if c then
+  if tonumber(c) >= now then now = tonumber(c) + 1 end
+else
+  local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  if top[2] and tonumber(top[2]) >= now then now = tonumber(top[2]) + 1 end
+  redis.call('ZADD', KEYS[2], 'GT', now, '')
   redis.call('PEXPIRE', KEYS[2], ARGV[1])
-elseif tonumber(c) >= now then
-  now = tonumber(c) + 1
 end
 redis.call('SET', KEYS[1], string.format('%.0f', now))
 return now
@@ -113,6 +120,14 @@ end
 return 1
 ";
 
+/// Withdraws a pending write, if the key's stamp is still its own (a later
+/// write may have replaced it). KEYS[1] entry, KEYS[2] the key's stamp;
+/// ARGV[1] the fetch's stamp.
+const WITHDRAW: &str = r"
+if redis.call('GET', KEYS[2]) ~= 'p' .. ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+";
+
 /// Makes a pending write readable, if the key's stamp is still its own.
 /// KEYS[1] the key's stamp; ARGV[1] the fetch's stamp, ARGV[2] the stamp's
 /// TTL (ms). Returns 1 when committed.
@@ -133,7 +148,7 @@ return 1
 /// ARGV[6..] tags (in the order of their KEYS). Returns 1 when stored.
 const WRITE_ALL: &str = r"
 redis.replicate_commands()
-if redis.call('EXISTS', KEYS[5]) == 0 then return 0 end
+if not redis.call('GET', KEYS[5]) then return 0 end
 local since = tonumber(ARGV[3])
 local inv = stamp_of(redis.call('GET', KEYS[2]))
 if inv and inv > since then return 0 end
@@ -251,7 +266,7 @@ return redis.call('DEL', KEYS[1])
 /// the invalidation's stamp, ARGV[3] the longest fetch (µs), ARGV[4] the
 /// same in ms.
 const PREFIX_NOTE: &str = r"
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
@@ -263,7 +278,7 @@ return 1
 /// prefix invalidations; ARGV[1] the stamp, ARGV[2] the key. Returns 1 when
 /// the entry may be stored or served.
 const PREFIX_CHECK: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if not redis.call('GET', KEYS[1]) then return 0 end
 for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
   if string.sub(ARGV[2], 1, #p) == p then return 0 end
 end
@@ -455,6 +470,7 @@ struct Scripts {
     clock_tick: Script,
     set_entry: Script,
     commit: Script,
+    withdraw: Script,
     write_all: Script,
     tag_add: Script,
     tag_take: Script,
@@ -474,6 +490,7 @@ impl Scripts {
             clock_tick: Script::new(CLOCK_TICK),
             set_entry: Script::new(&format!("{STAMP_OF}{SET_ENTRY}")),
             commit: Script::new(COMMIT),
+            withdraw: Script::new(WITHDRAW),
             write_all: Script::new(&format!("{STAMP_OF}{WRITE_ALL}")),
             tag_add: Script::new(TAG_ADD),
             tag_take: Script::new(TAG_TAKE),
@@ -633,7 +650,11 @@ impl RedisStore {
             return;
         }
         let inner = Arc::downgrade(&self.inner);
+        let running = Running(Weak::clone(&inner), |inner| &inner.reconnecting);
         runtime.spawn(async move {
+            // Cleared however the task ends, so that the next opening of the
+            // breaker tries again.
+            let _running = running;
             let Some(connector) = inner.upgrade().map(|inner| inner.connector.clone()) else {
                 return;
             };
@@ -765,10 +786,15 @@ impl RedisStore {
             return self.invalidate_here(target).await;
         };
         let store = self.clone();
+        let kept = target.clone();
         match runtime.spawn(async move { store.invalidate_here(target).await }).await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(join) => Err(StoreError::backend(join)),
+            // The runtime is shutting down: kept, for a replay on another.
+            Err(join) => {
+                self.keep(kept);
+                Err(StoreError::backend(join))
+            }
         }
     }
 
@@ -1192,7 +1218,9 @@ impl Store for RedisStore {
                 let ordered = async move { check.invoke_async::<i64>(&mut prefix_conn).await };
                 let (listed, ordered) = futures_util::future::try_join(futures_util::future::try_join_all(adds), ordered).await?;
                 if listed.contains(&0) || ordered == 0 {
-                    redis::cmd("DEL").arg(layout.entry(key)).query_async::<u64>(&mut conn).await?;
+                    let mut withdraw = scripts.withdraw.key(layout.entry(key));
+                    withdraw.key(layout.key_stamp(key)).arg(since);
+                    withdraw.invoke_async::<u64>(&mut conn).await?;
                     return Ok(false);
                 }
                 let stamp_ttl = ttl.max(ttl_ms(FETCH_WINDOW));
