@@ -261,6 +261,32 @@ async fn server_under_faults() {
     report.assert_consistent();
 }
 
+/// The baseline: one `redis-server`, the hot workload, no faults. How
+/// long another instance serves an invalidated copy when nothing fails
+/// (pub/sub delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_without_faults() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    let started = Instant::now();
+    let server = RedisServer::start();
+    let db = Database::new(SEED ^ 4, 0);
+    let instances = instances_behind_proxies(address(&server), &db).await;
+    let workload = Workload {
+        seed: SEED ^ 4,
+        ..hot_workload(Duration::from_secs(8))
+    };
+    let app_bases = bases(&instances);
+    let t0 = Instant::now();
+    let schedule = Schedule::new(t0);
+    let monitor = Monitor::start(&instances, t0, Duration::from_millis(100));
+    let ops = workload.run(&app_bases, t0).await;
+    let mut report = finish("no faults", t0, ops, monitor, &schedule, &workload, &instances).await;
+    report.note(format!("wall time         : {:.1} s", started.elapsed().as_secs_f64()));
+    println!("{report}");
+    report.assert_consistent();
+}
+
 /// One `redis-server` with an append-only file fsynced on every write,
 /// killed twice and restarted on its data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
