@@ -363,6 +363,7 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// restart without persistence, an eviction) counts as an invalidation of
 /// every key: what was fetched before is neither stored nor served.
 ///
+/// Needs Redis 6.2 or later (or a compatible server with Lua scripting).
 /// Use `noeviction` or an `allkeys-*` eviction policy: the stamps expire
 /// (after ten minutes), so a `volatile-*` policy evicts them before the
 /// entries they guard.
