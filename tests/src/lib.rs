@@ -63,6 +63,7 @@ macro_rules! behaviour_suite {
             request_no_store_is_not_stored_and_keeps_coalescing,
             collapsed_requests_respect_vary,
             invalidation_during_a_fetch_wins,
+            waiters_of_an_invalidated_fetch_share_one_fetch,
             stale_while_revalidate,
             stale_if_error,
             stale_entries_are_revalidated,

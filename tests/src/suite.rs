@@ -949,6 +949,37 @@ pub async fn invalidation_during_a_fetch_wins<A: Adapter>() {
     assert_eq!((x.as_str(), body.as_str()), ("HIT", "slow v1"));
 }
 
+/// Requests waiting on a fetch that an invalidation overlapped do not get
+/// its response (it may predate the change) and do not each go to the
+/// origin either: one of them fetches again, the others share its
+/// response.
+pub async fn waiters_of_an_invalidated_fetch_share_one_fetch<A: Adapter>() {
+    let s = start::<A>().await;
+    s.origin.close();
+    let leader = tokio::spawn(s.get("/slow").send());
+    until("the leader reaches the origin", || s.origin.calls("/slow") == 1).await;
+    let waiters: Vec<_> = (0..5).map(|_| tokio::spawn(s.get("/slow").send())).collect();
+    // Let the waiters join the leader's fetch.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        s.request(Method::PUT, "/plain/1").send().await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    s.cache.invalidator().prefix("").await.unwrap();
+    s.origin.open();
+    let leader = tokio::time::timeout(PATIENCE, leader).await.unwrap().unwrap().unwrap();
+    assert_eq!(leader.text().await.unwrap(), "slow v0");
+    for waiter in waiters {
+        let waiter = tokio::time::timeout(PATIENCE, waiter).await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            waiter.text().await.unwrap(),
+            "slow v1",
+            "a waiter got the response the invalidation overlapped"
+        );
+    }
+    assert_eq!(s.origin.calls("/slow"), 2, "the leader's fetch, and one more for every waiter");
+}
+
 /// A TOML TTL table behind one layer over every path: path patterns choose
 /// the policies (first match wins, wildcards, `cache = false`), defaults
 /// fill the routes, and `invalidated_by` rules drop the tags of the tenant
