@@ -249,17 +249,23 @@ impl Cache {
             match self.inner.coalescer.join(ex.key.as_str()) {
                 Joined::Leader(leader) => {
                     // Another leader may have stored the entry between our
-                    // lookup and our joining: look again before fetching.
-                    let miss = match self.lookup(ex).await {
-                        Ok((entry, now)) => {
-                            leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
-                            return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                    // lookup and our joining: look again before fetching —
+                    // unless the store just failed, so that a request waits
+                    // on a failing store once, not twice.
+                    let miss = if miss.stamp.is_lost() {
+                        miss
+                    } else {
+                        match self.lookup(ex).await {
+                            Ok((entry, now)) => {
+                                leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
+                                return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                            }
+                            // The newer look's stamp; the first look's stale entry.
+                            Err(again) => Miss {
+                                stale: miss.stale,
+                                ..again
+                            },
                         }
-                        // The newer look's stamp; the first look's stale entry.
-                        Err(again) => Miss {
-                            stale: miss.stale,
-                            ..again
-                        },
                     };
                     if !ex.policy.coalesce_across_instances {
                         return self.fetch(ex, Some(leader), body, origin, miss).await.map(Served::Response);

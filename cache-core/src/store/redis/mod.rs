@@ -387,8 +387,9 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// One multiplexed connection serves every request: a reconnecting
 /// [`ConnectionManager`](redis::aio::ConnectionManager) for a server, a
 /// cluster connection (which follows slot moves) for a cluster. A read
-/// gives up after the response timeout, a write after twice that, an
-/// invalidation after three times that (a prefix invalidation, which
+/// gives up after the response timeout, and so does a write (a request
+/// whose lookup timed out writes nothing: it waits on Redis for one
+/// response timeout at most in all), an invalidation after three times that (a prefix invalidation, which
 /// scans, after three times that plus the timeout per page of 1,000 keys
 /// scanned), waits for a reconnection included, so a stuck or dead server
 /// costs a request at most that long. A circuit breaker opens
@@ -1108,7 +1109,10 @@ fn decode(key: &str, bytes: Vec<u8>) -> Option<Arc<CachedEntry>> {
 /// How many response timeouts an operation may take in all.
 fn round_trips(operation: Op) -> u32 {
     match operation {
-        Op::Put => 2,
+        // With the lookup's, at most one response timeout in all for a
+        // request: a lookup that timed out leaves no stamp, and its put
+        // never reaches Redis.
+        Op::Put => 1,
         Op::InvalidateTags | Op::InvalidatePrefix | Op::Delete => 3,
         _ => 1,
     }
