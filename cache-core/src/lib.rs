@@ -82,10 +82,12 @@
 //! its clock (an asynchronous replica promoted after a failover, a restart
 //! from a snapshot older than the last invalidations; a restart that loses
 //! everything, clock included, is covered: everything fetched before counts
-//! as invalidated); an invalidation's stamps evicted while a fetch that
-//! overlapped it is still in flight (use `noeviction` or an `allkeys-*`
-//! policy, never `volatile-*`, which evicts the expiring stamps first); a
-//! fetch longer than ten minutes is never stored in Redis.
+//! as invalidated); a key's or prefix's invalidation stamp evicted while a
+//! fetch that overlapped it is still in flight (tags are covered: a write
+//! that finds a tag's stamp gone takes the tag as just invalidated; use
+//! `noeviction` or an `allkeys-*` policy, never `volatile-*`, which evicts
+//! the expiring stamps first); a fetch longer than ten minutes is never
+//! stored in Redis.
 //! `tests/tests/consistency.rs` checks these bounds with three instances
 //! and faults injected between them and Redis.
 //!

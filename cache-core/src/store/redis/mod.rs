@@ -152,9 +152,10 @@ if not redis.call('GET', KEYS[5]) then return 0 end
 local since = tonumber(ARGV[3])
 local inv = stamp_of(redis.call('GET', KEYS[2]))
 if inv and inv > since then return 0 end
+local clock = redis.call('GET', KEYS[5])
+local keep = math.max(tonumber(ARGV[2]), math.floor(tonumber(ARGV[4]) / 1000))
 for i = 6, #KEYS, 2 do
-  local s = redis.call('GET', KEYS[i + 1])
-  if s and tonumber(s) > since then return 0 end
+  if tag_stamp(KEYS[i + 1], clock, keep) > since then return 0 end
 end
 for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[3], '+inf')) do
   if string.sub(ARGV[5], 1, #p) == p then return 0 end
@@ -191,13 +192,14 @@ return {value, redis.call('PTTL', KEYS[1]), redis.call('GET', KEYS[2])}
 ";
 
 /// Whether a tag still lists a key, and was not invalidated after the
-/// fetch of the entry read at the key began. KEYS[1] the tag's keys,
+/// fetch of the entry read at the key began (a stamp gone, evicted, counts
+/// as invalidated: every write leaves one). KEYS[1] the tag's keys,
 /// KEYS[2] its stamp; ARGV[1] key, ARGV[2] the entry's stamp. Returns 1
 /// when the entry may be served.
 const TAG_CHECK: &str = r"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local inv = redis.call('GET', KEYS[2])
-if inv and tonumber(inv) > tonumber(ARGV[2]) then return 0 end
+if not inv or tonumber(inv) > tonumber(ARGV[2]) then return 0 end
 return 1
 ";
 
@@ -214,24 +216,44 @@ return 0
 
 /// Lists a key under a tag until its entry expires, unless the tag was
 /// invalidated after the entry's fetch began; drops the keys whose entries
-/// expired, and keeps the set as long as its longest-lived entry.
-/// KEYS[1] the tag's keys (a sorted set scored by expiry, ms), KEYS[2] the
-/// tag's invalidation stamp; ARGV[1] key, ARGV[2] TTL in ms, ARGV[3] the
-/// fetch's stamp, ARGV[4] the longest fetch stored (µs). Returns 1 when
+/// expired, and keeps the set, and the tag's stamp, as long as its
+/// longest-lived entry. A tag without a stamp (never invalidated, or its
+/// stamp evicted: Redis cannot tell) is taken as invalidated at the clock's
+/// current value, and stamped so: a fetch that began after the last
+/// invalidation of anything passes, one that overlapped any invalidation
+/// does not. KEYS[1] the tag's keys (a sorted set scored by expiry, ms),
+/// KEYS[2] the tag's invalidation stamp; ARGV[1] key, ARGV[2] TTL in ms,
+/// ARGV[3] the fetch's stamp, ARGV[4] the longest fetch stored (µs),
+/// ARGV[5] the clock, read after the entry was written. Returns 1 when
 /// listed.
 const TAG_ADD: &str = r"
 redis.replicate_commands()
-local inv = redis.call('GET', KEYS[2])
-if inv and tonumber(inv) > tonumber(ARGV[3]) then return 0 end
+local since = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[2])
+if tag_stamp(KEYS[2], ARGV[5], math.max(ttl, math.floor(tonumber(ARGV[4]) / 1000))) > since then return 0 end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if now_us - tonumber(ARGV[3]) > tonumber(ARGV[4]) then return 0 end
+if now_us - since > tonumber(ARGV[4]) then return 0 end
 local now = math.floor(now_us / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 return 1
+";
+
+/// A tag's stamp for a write (see [`TAG_ADD`]): the stamp, created at the
+/// clock's value `clock` when absent, kept at least `keep` ms.
+const TAG_STAMP: &str = r"
+local function tag_stamp(name, clock, keep)
+  local inv = redis.call('GET', name)
+  if not inv then
+    redis.call('SET', name, clock, 'PX', keep)
+    return tonumber(clock)
+  end
+  if redis.call('PTTL', name) < keep then redis.call('PEXPIRE', name, keep) end
+  return tonumber(inv)
+end
 ";
 
 /// Invalidates a tag: records the stamp, and moves the tag's keys to a
@@ -275,14 +297,15 @@ return 1
 /// Whether an entry fetched at a stamp is still ordered: the clock's
 /// history is there (not lost since), and no prefix of its key was
 /// invalidated after the stamp. KEYS[1] the clock, KEYS[2] the recent
-/// prefix invalidations; ARGV[1] the stamp, ARGV[2] the key. Returns 1 when
-/// the entry may be stored or served.
+/// prefix invalidations; ARGV[1] the stamp, ARGV[2] the key. Returns the
+/// clock when the entry may be stored or served, 0 when not.
 const PREFIX_CHECK: &str = r"
-if not redis.call('GET', KEYS[1]) then return 0 end
+local clock = redis.call('GET', KEYS[1])
+if not clock then return 0 end
 for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')) do
   if string.sub(ARGV[2], 1, #p) == p then return 0 end
 end
-return 1
+return tonumber(clock)
 ";
 
 /// Releases a lease if it is still ours. KEYS[1] lease; ARGV[1] token.
@@ -350,14 +373,19 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 ///   the tag's set away at once; the entries that still carry the tag are
 ///   then dropped in batches of 500, so that invalidating a huge tag never
 ///   blocks Redis.
+/// - Every tag an entry is stored under has a stamp, kept as long as its
+///   entries: a write that finds none (a new tag, or a stamp evicted: Redis
+///   cannot tell) takes the tag as invalidated at the clock's current
+///   value, so a fetch that overlapped any invalidation is not stored under
+///   it, and a read that finds none counts the entry as invalidated.
 ///
 /// What it costs: a miss reads the clock alongside the entry (no extra
 /// round trip on a server, a parallel request on a cluster); a hit reads
 /// the entry with its stamp, then checks its tags and the recent prefix
 /// invalidations (two round trips, the second a script per tag); storing
 /// an entry takes one round trip on a server (one script checks and writes
-/// everything) and three on a cluster (the entry written pending, then its
-/// tags and the prefix notes in parallel, then the commit); invalidating
+/// everything) and four on a cluster (the entry written pending, the prefix
+/// notes and the clock, its tags in parallel, the commit); invalidating
 /// tags takes three (clock, tags, the batches of entries) and publishing
 /// the invalidation one more. A clock found absent (a first start, a
 /// restart without persistence, an eviction) counts as an invalidation of
@@ -493,8 +521,8 @@ impl Scripts {
             set_entry: Script::new(&format!("{STAMP_OF}{SET_ENTRY}")),
             commit: Script::new(COMMIT),
             withdraw: Script::new(WITHDRAW),
-            write_all: Script::new(&format!("{STAMP_OF}{WRITE_ALL}")),
-            tag_add: Script::new(TAG_ADD),
+            write_all: Script::new(&format!("{STAMP_OF}{TAG_STAMP}{WRITE_ALL}")),
+            tag_add: Script::new(&format!("{TAG_STAMP}{TAG_ADD}")),
             tag_take: Script::new(TAG_TAKE),
             key_drop: Script::new(&format!("{STAMP_OF}{KEY_DROP}")),
             drop_if_tagged: Script::new(DROP_IF_TAGGED),
@@ -1196,12 +1224,13 @@ impl Store for RedisStore {
                     }
                     return Ok(write.invoke_async::<i64>(&mut conn).await? == 1);
                 }
-                // A cluster, where the entry, each tag and the prefix notes
-                // live on different slots: the entry is written pending (a
-                // read treats it as absent), then listed under its tags
-                // (each listing refused if the tag was invalidated since the
-                // fetch began) while the prefix notes are checked, then
-                // committed. A write interrupted halfway stays unreadable.
+                // A cluster, where the entry, each tag and the clock with the
+                // prefix notes live on different slots: the entry is written
+                // pending (a read treats it as absent), the prefix notes are
+                // checked (which reads the clock), the entry is listed under
+                // its tags (each listing refused if the tag was invalidated
+                // since the fetch began), then committed. A write
+                // interrupted halfway stays unreadable.
                 let mut set = scripts.set_entry.key(layout.entry(key));
                 set.key(layout.key_stamp(key)).key(layout.own(key));
                 set.arg(encoded.as_ref()).arg(ttl).arg(since).arg(window_us).arg("p");
@@ -1211,18 +1240,25 @@ impl Store for RedisStore {
                 if set.invoke_async::<i64>(&mut conn).await? == 0 {
                     return Ok(false);
                 }
-                let adds = entry.tags.iter().map(|tag| {
-                    let mut conn = conn.clone();
-                    let mut add = scripts.tag_add.key(layout.tag(tag));
-                    add.key(layout.tag_stamp(tag)).arg(key).arg(ttl).arg(since).arg(window_us);
-                    async move { add.invoke_async::<i64>(&mut conn).await }
-                });
-                let mut prefix_conn = conn.clone();
                 let mut check = layout.prefix_check(&scripts.prefix_check);
                 check.arg(since).arg(key);
-                let ordered = async move { check.invoke_async::<i64>(&mut prefix_conn).await };
-                let (listed, ordered) = futures_util::future::try_join(futures_util::future::try_join_all(adds), ordered).await?;
-                if listed.contains(&0) || ordered == 0 {
+                let clock = check.invoke_async::<u64>(&mut conn).await?;
+                let mut listed = vec![i64::from(clock != 0)];
+                if clock != 0 {
+                    let adds = entry.tags.iter().map(|tag| {
+                        let mut conn = conn.clone();
+                        let mut add = scripts.tag_add.key(layout.tag(tag));
+                        add.key(layout.tag_stamp(tag))
+                            .arg(key)
+                            .arg(ttl)
+                            .arg(since)
+                            .arg(window_us)
+                            .arg(clock);
+                        async move { add.invoke_async::<i64>(&mut conn).await }
+                    });
+                    listed = futures_util::future::try_join_all(adds).await?;
+                }
+                if listed.contains(&0) {
                     let mut withdraw = scripts.withdraw.key(layout.entry(key));
                     withdraw.key(layout.key_stamp(key)).arg(since);
                     withdraw.invoke_async::<u64>(&mut conn).await?;
