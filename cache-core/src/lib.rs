@@ -84,7 +84,8 @@
 //! everything, clock included, is covered: everything fetched before counts
 //! as invalidated); a key's or prefix's invalidation stamp evicted while a
 //! fetch that overlapped it is still in flight (tags are covered: a write
-//! that finds a tag's stamp gone takes the tag as just invalidated; use
+//! that finds a tag's stamp gone takes the tag as just invalidated — on a
+//! cluster as of the clock read one round trip earlier; use
 //! `noeviction` or an `allkeys-*` policy, never `volatile-*`, which evicts
 //! the expiring stamps first); a fetch longer than ten minutes is never
 //! stored in Redis.

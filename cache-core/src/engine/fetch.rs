@@ -261,19 +261,28 @@ impl Cache {
             tracing::debug!("invalidated during the fetch: not stored");
             return Put::Invalidated;
         }
-        match self.inner.store.put(key, Arc::clone(entry), ttl).await {
-            Ok(()) => {}
+        let failed = match self.inner.store.put(key, Arc::clone(entry), ttl).await {
+            Ok(()) => false,
             // Not ordered against invalidations (the store failed when the
             // fetch began): not stored, but as good as any for the waiters.
-            Err(crate::StoreError::Superseded) if entry.stamp().is_lost() => return Put::Failed,
+            Err(crate::StoreError::Superseded) if entry.stamp().is_lost() => true,
             Err(crate::StoreError::Superseded) => {
                 tracing::debug!("the store refused the entry: an invalidation overlapped its fetch");
                 return Put::Invalidated;
             }
             Err(err) => {
                 self.log_store_error("put", &err);
-                return Put::Failed;
+                true
             }
+        };
+        if failed {
+            // Not stored; handed to the waiters unless this process
+            // invalidated it while the store was being tried.
+            return if log.affects(since, key, &entry.tags) {
+                Put::Invalidated
+            } else {
+                Put::Failed
+            };
         }
         if log.affects(since, key, &entry.tags) {
             // An invalidation ran while the entry was being written.

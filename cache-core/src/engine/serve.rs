@@ -214,7 +214,7 @@ impl Cache {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let miss = match self.lookup(ex).await {
+        let mut miss = match self.lookup(ex).await {
             Ok((entry, now)) => {
                 let response = self.respond_hit(ex.head(), &entry, now);
                 if refresh && early_refresh_due(ex.policy, &entry, now) {
@@ -267,7 +267,8 @@ impl Cache {
                             },
                         }
                     };
-                    if !ex.policy.coalesce_across_instances {
+                    // A failing store is not asked for a lease either.
+                    if !ex.policy.coalesce_across_instances || miss.stamp.is_lost() {
                         return self.fetch(ex, Some(leader), body, origin, miss).await.map(Served::Response);
                     }
                     return match self.lease_or_wait(ex).await {
@@ -313,8 +314,15 @@ impl Cache {
                             return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);
                         }
                         Waited::Abandoned => {
-                            if let Ok((entry, now)) = self.lookup(ex).await {
-                                return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
+                            match self.lookup(ex).await {
+                                Ok((entry, now)) => return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now))),
+                                // The newer look's stamp; the first look's stale entry.
+                                Err(again) => {
+                                    miss = Miss {
+                                        stale: miss.stale,
+                                        ..again
+                                    };
+                                }
                             }
                             if tokio::time::Instant::now() >= deadline {
                                 return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);

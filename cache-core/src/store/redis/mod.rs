@@ -154,9 +154,12 @@ local inv = stamp_of(redis.call('GET', KEYS[2]))
 if inv and inv > since then return 0 end
 local clock = redis.call('GET', KEYS[5])
 local keep = math.max(tonumber(ARGV[2]), math.floor(tonumber(ARGV[4]) / 1000))
+local refused = false
 for i = 6, #KEYS, 2 do
-  if tag_stamp(KEYS[i + 1], clock, keep) > since then return 0 end
+  -- Every tag's stamp made, refused or not, so that the next write passes.
+  if tag_stamp(KEYS[i + 1], clock, keep) > since then refused = true end
 end
+if refused then return 0 end
 for _, p in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[3], '+inf')) do
   if string.sub(ARGV[5], 1, #p) == p then return 0 end
 end
@@ -415,9 +418,10 @@ const INVALIDATION_CONCURRENCY: usize = 64;
 /// One multiplexed connection serves every request: a reconnecting
 /// [`ConnectionManager`](redis::aio::ConnectionManager) for a server, a
 /// cluster connection (which follows slot moves) for a cluster. A read
-/// gives up after the response timeout, and so does a write (a request
-/// whose lookup timed out writes nothing: it waits on Redis for one
-/// response timeout at most in all), an invalidation after three times that (a prefix invalidation, which
+/// gives up after the response timeout, and so does a write on a server
+/// (twice that on a cluster, where a write takes four round trips; a
+/// request whose lookup failed writes nothing, and so waits on a failing
+/// Redis for one response timeout at most), an invalidation after three times that (a prefix invalidation, which
 /// scans, after three times that plus the timeout per page of 1,000 keys
 /// scanned), waits for a reconnection included, so a stuck or dead server
 /// costs a request at most that long. A circuit breaker opens
@@ -631,7 +635,11 @@ impl RedisStore {
             return Err(StoreError::CircuitOpen);
         };
         // Bounds the whole operation, including any wait for a reconnection.
-        let budget = self.inner.response_timeout.saturating_mul(round_trips(operation));
+        let mut budget = self.inner.response_timeout.saturating_mul(round_trips(operation));
+        if operation == Op::Put && matches!(conn, Conn::Cluster(_)) {
+            // Four round trips one after the other on a cluster.
+            budget = budget.saturating_mul(2);
+        }
         let result = match metrics::timed(StoreLabel::Redis, operation, tokio::time::timeout(budget, op(conn))).await {
             Ok(result) => result,
             Err(_) => {
