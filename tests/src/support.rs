@@ -1,6 +1,8 @@
 //! Small helpers shared by the adapter-specific tests.
 
-use cache_core::{Cache, CachePolicy, Clock};
+use std::sync::Arc;
+
+use cache_core::{Cache, CachePolicy, CachedEntry, Clock, Stamp};
 
 use crate::Server;
 
@@ -42,4 +44,26 @@ pub async fn assert_route_overrides(s: &Server) {
     // The override's tag template got the path parameter.
     assert_eq!(s.cache.invalidator().tag("plain:1").await.expect("the store invalidates"), 1);
     assert_eq!(s.origin.calls("/plain/1"), 1);
+}
+
+/// An entry as the engine stores it after a fetch that began at `stamp`:
+/// `body`, stored now and fresh for a minute, tagged `tag`.
+pub fn fetched_entry(body: &str, tag: &str, stamp: Stamp) -> Arc<CachedEntry> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970");
+    let mut entry = CachedEntry::new(
+        http::StatusCode::OK,
+        http::HeaderMap::new(),
+        bytes::Bytes::from(body.to_owned()),
+        u64::try_from(now.as_millis()).expect("a sane clock"),
+        60_000,
+    );
+    entry.tags = vec![tag.to_owned()];
+    Arc::new(entry.with_stamp(stamp))
+}
+
+/// The body of an entry a store answered with, or `a miss`.
+pub fn body_of(found: Option<Arc<CachedEntry>>) -> String {
+    found.map_or_else(|| "a miss".to_owned(), |e| String::from_utf8_lossy(&e.body).into_owned())
 }

@@ -484,28 +484,10 @@ async fn cluster_with_a_failover() {
 /// meanwhile keeps it in L1, since that deletion is not published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_store_never_hides_a_newer_one() {
-    use std::sync::Arc;
+    use cache_core::{Stamp, Store, TieredStore};
 
-    use cache_core::{CachedEntry, Stamp, Store, TieredStore};
-
-    fn entry(body: &'static str, stamp: Stamp) -> Arc<CachedEntry> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .as_millis();
-        let mut entry = CachedEntry::new(
-            http::StatusCode::OK,
-            http::HeaderMap::new(),
-            bytes::Bytes::from(body),
-            u64::try_from(now).expect("a sane clock"),
-            60_000,
-        );
-        entry.tags = vec!["item:1".to_owned()];
-        Arc::new(entry.with_stamp(stamp))
-    }
-    fn body(found: Option<Arc<CachedEntry>>) -> String {
-        found.map_or_else(|| "a miss".to_owned(), |e| String::from_utf8_lossy(&e.body).into_owned())
-    }
+    use cache_tests::support::body_of as body;
+    let entry = |body: &str, stamp: Stamp| cache_tests::support::fetched_entry(body, "item:1", stamp);
 
     let _serial = SERIAL.lock().await;
     init_tracing();

@@ -22,23 +22,9 @@ const TTL: Duration = Duration::from_secs(60);
 /// Eleven minutes, in µs: past the ten-minute fetch window.
 const ELEVEN_MINUTES_US: u64 = 11 * 60 * 1_000_000;
 
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970");
-    u64::try_from(now.as_millis()).expect("a sane clock")
-}
-
+/// A response as the engine stores it: fetched at `stamp`, tagged `TAG`.
 fn entry(body: &str, stamp: Stamp) -> Arc<CachedEntry> {
-    let mut entry = CachedEntry::new(
-        http::StatusCode::OK,
-        http::HeaderMap::new(),
-        bytes::Bytes::from(body.to_owned()),
-        now_ms(),
-        60_000,
-    );
-    entry.tags = vec![TAG.to_owned()];
-    Arc::new(entry.with_stamp(stamp))
+    cache_tests::support::fetched_entry(body, TAG, stamp)
 }
 
 /// The clock moves only when something is invalidated, while the write

@@ -16,7 +16,7 @@ use std::{
 };
 
 use cache_core::{Cache, CachedEntry, DataPolicy, RedisStore, Stamp, Store, StoreError, TieredStore};
-use cache_tests::{fault_proxy::FaultProxy, redis_server::RedisServer};
+use cache_tests::{fault_proxy::FaultProxy, redis_server::RedisServer, support::body_of as body};
 
 /// Held by every test: each loads Redis or measures time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -29,28 +29,9 @@ fn address(server: &RedisServer) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], server.port()))
 }
 
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970");
-    u64::try_from(now.as_millis()).expect("a sane clock")
-}
-
-/// A response as the engine stores it: fetched with `stamp`, tagged `TAG`.
+/// A response as the engine stores it: fetched at `stamp`, tagged `TAG`.
 fn entry(body: &str, stamp: Stamp) -> Arc<CachedEntry> {
-    let mut entry = CachedEntry::new(
-        http::StatusCode::OK,
-        http::HeaderMap::new(),
-        bytes::Bytes::from(body.to_owned()),
-        now_ms(),
-        60_000,
-    );
-    entry.tags = vec![TAG.to_owned()];
-    Arc::new(entry.with_stamp(stamp))
-}
-
-fn body(found: Option<Arc<CachedEntry>>) -> String {
-    found.map_or_else(|| "a miss".to_owned(), |e| String::from_utf8_lossy(&e.body).into_owned())
+    cache_tests::support::fetched_entry(body, TAG, stamp)
 }
 
 async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {

@@ -9,10 +9,11 @@ use std::{
 use redis::{Client, RedisError, aio::ConnectionManagerConfig, cluster::ClusterClient};
 
 use super::{
-    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, Inner, RedisStore, Scripts,
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, Inner, RedisStore,
     breaker::{Breaker, DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD},
     conn::Conn,
     layout::Layout,
+    scripts::Scripts,
 };
 use crate::{codec, error::StoreError};
 
