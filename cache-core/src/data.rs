@@ -405,8 +405,7 @@ impl Cache {
         {
             return Ok((value, entry));
         }
-        // Found without a round trip, but a load follows.
-        Err(if stamp == Stamp::NONE { self.stamp().await } else { stamp })
+        Err(self.stamp_for_fetch(stamp).await)
     }
 
     /// Calls `load`, stores its value unless an invalidation overlapped it,

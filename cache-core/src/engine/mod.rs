@@ -4,6 +4,7 @@ mod classify;
 mod fetch;
 mod hit_headers;
 mod lease;
+mod miss;
 mod now;
 mod refresh;
 mod respond;

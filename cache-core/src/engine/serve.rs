@@ -7,6 +7,7 @@ use http::{Request, Response, header, request::Parts};
 use http_body::Body;
 use tracing::{Instrument, Span, field};
 
+pub(crate) use super::miss::Miss;
 use super::{
     Cache,
     classify::{Class, classify},
@@ -260,11 +261,7 @@ impl Cache {
                                 leader.finish(coalesce::Outcome::Entry(Arc::clone(&entry)));
                                 return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now)));
                             }
-                            // The newer look's stamp; the first look's stale entry.
-                            Err(again) => Miss {
-                                stale: miss.stale,
-                                ..again
-                            },
+                            Err(again) => miss.looked_again(again),
                         }
                     };
                     // A failing store is not asked for a lease either.
@@ -316,13 +313,7 @@ impl Cache {
                         Waited::Abandoned => {
                             match self.lookup(ex).await {
                                 Ok((entry, now)) => return Ok(Served::Response(self.respond_hit(ex.head(), &entry, now))),
-                                // The newer look's stamp; the first look's stale entry.
-                                Err(again) => {
-                                    miss = Miss {
-                                        stale: miss.stale,
-                                        ..again
-                                    };
-                                }
+                                Err(again) => miss = miss.looked_again(again),
                             }
                             if tokio::time::Instant::now() >= deadline {
                                 return self.fetch(ex, None, body, origin, miss).await.map(Served::Response);
@@ -347,9 +338,8 @@ impl Cache {
         };
         let now = self.inner.clock.now_ms();
         let usable = usable(&entry, &ex.parts, now, ex.policy);
-        if usable.is_err() && stamp == Stamp::NONE {
-            // Found without a round trip; a fetch follows.
-            stamp = self.stamp().await;
+        if usable.is_err() {
+            stamp = self.stamp_for_fetch(stamp).await;
         }
         match usable {
             Ok(()) => Ok((entry, now)),
@@ -361,6 +351,13 @@ impl Cache {
             }),
             Err(fwd) => Err(Miss::new(fwd, stamp)),
         }
+    }
+
+    /// The stamp a fetch after a lookup gets: the lookup's, or, when the
+    /// lookup found an entry without a round trip (an in-process copy, no
+    /// stamp), the store's now.
+    pub(crate) async fn stamp_for_fetch(&self, looked_up: Stamp) -> Stamp {
+        if looked_up == Stamp::NONE { self.stamp().await } else { looked_up }
     }
 
     /// Where a fetch that begins now stands in the store's order of
@@ -445,36 +442,6 @@ impl Cache {
             }
         }
         Ok(self.pass(response, Status::forward(Fwd::Method), &[]))
-    }
-}
-
-/// Why a lookup found nothing to answer with, and what the fetch that
-/// follows needs from it.
-pub(crate) struct Miss {
-    pub(crate) fwd: Fwd,
-    /// A stale entry that matches the request: what stale-while-revalidate
-    /// and stale-if-error may answer with.
-    pub(crate) stale: Option<Arc<CachedEntry>>,
-    /// Where the lookup stood in the store's order of invalidations: the
-    /// fetch's response is stored only if no invalidation concerning it
-    /// came later.
-    pub(crate) stamp: Stamp,
-}
-
-impl Miss {
-    pub(crate) fn new(fwd: Fwd, stamp: Stamp) -> Self {
-        Miss { fwd, stale: None, stamp }
-    }
-
-    fn with_fwd(self, fwd: Fwd) -> Self {
-        Miss { fwd, ..self }
-    }
-
-    /// The stale entry, when stale-while-revalidate lets it answer at `now`.
-    fn stale_while_revalidate(&self, policy: &PolicyInner, now: u64) -> Option<&Arc<CachedEntry>> {
-        let entry = self.stale.as_ref()?;
-        (self.fwd == Fwd::Stale && entry.within_stale_window(now, entry.stale_while_revalidate_ms) && may_serve_stale(policy, entry))
-            .then_some(entry)
     }
 }
 
