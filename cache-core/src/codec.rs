@@ -58,7 +58,12 @@ const MAX_FF_RUN: usize = (u32::MAX / 255) as usize;
 pub const DEFAULT_COMPRESS_ABOVE: usize = 1024;
 
 /// Encodes an entry. The body is never compressed.
-pub fn encode(entry: &CachedEntry) -> Bytes {
+///
+/// # Errors
+///
+/// [`CodecError::TooLarge`] for a field the layout cannot describe: a body,
+/// header value or tag of 4 GiB or more, a header name of 64 KiB or more.
+pub fn encode(entry: &CachedEntry) -> Result<Bytes, CodecError> {
     encode_with_body(entry, 0, &[], &entry.body)
 }
 
@@ -68,7 +73,11 @@ pub fn encode(entry: &CachedEntry) -> Bytes {
 ///
 /// [`decode`] reads both forms; [`DEFAULT_COMPRESS_ABOVE`] is a reasonable
 /// `min_body_len`.
-pub fn encode_compressed(entry: &CachedEntry, min_body_len: usize) -> Bytes {
+///
+/// # Errors
+///
+/// As [`encode`].
+pub fn encode_compressed(entry: &CachedEntry, min_body_len: usize) -> Result<Bytes, CodecError> {
     let body = &entry.body[..];
     if body.len() < min_body_len || body.len() > MAX_UNCOMPRESSED_BODY {
         return encode(entry);
@@ -79,12 +88,12 @@ pub fn encode_compressed(entry: &CachedEntry, min_body_len: usize) -> Bytes {
     if !smaller || body.len() > max_uncompressed_len(block.len()) {
         return encode(entry);
     }
-    let uncompressed_len = u32::try_from(body.len()).expect("bounded by MAX_UNCOMPRESSED_BODY");
+    let uncompressed_len = u32::try_from(body.len()).map_err(|_| CodecError::TooLarge("body"))?;
     encode_with_body(entry, FLAG_LZ4, &uncompressed_len.to_be_bytes(), &block)
 }
 
 /// Encodes an entry whose body field is `body_prefix` followed by `body`.
-fn encode_with_body(entry: &CachedEntry, flags: u8, body_prefix: &[u8], body: &[u8]) -> Bytes {
+fn encode_with_body(entry: &CachedEntry, flags: u8, body_prefix: &[u8], body: &[u8]) -> Result<Bytes, CodecError> {
     let capacity = entry.weight() - entry.body.len() + body_prefix.len() + body.len() + 64;
     let mut out = BytesMut::with_capacity(capacity);
     out.put_slice(MAGIC);
@@ -104,30 +113,30 @@ fn encode_with_body(entry: &CachedEntry, flags: u8, body_prefix: &[u8], body: &[
     if entry.fetch_ms > 0 {
         out.put_u64(entry.fetch_ms);
     }
-    put_len32(&mut out, entry.headers.len());
+    put_len32(&mut out, entry.headers.len(), "header count")?;
     for (name, value) in &entry.headers {
-        put_bytes16(&mut out, name.as_str().as_bytes());
-        put_bytes32(&mut out, value.as_bytes());
+        put_bytes16(&mut out, name.as_str().as_bytes(), "header name")?;
+        put_bytes32(&mut out, value.as_bytes(), "header value")?;
     }
-    out.put_u16(u16::try_from(entry.vary.len()).unwrap_or(u16::MAX));
-    for (name, value) in entry.vary.iter().take(usize::from(u16::MAX)) {
-        put_bytes16(&mut out, name.as_str().as_bytes());
+    out.put_u16(u16::try_from(entry.vary.len()).map_err(|_| CodecError::TooLarge("vary count"))?);
+    for (name, value) in &entry.vary {
+        put_bytes16(&mut out, name.as_str().as_bytes(), "vary name")?;
         match value {
             Some(v) => {
                 out.put_u8(1);
-                put_bytes32(&mut out, v.as_bytes());
+                put_bytes32(&mut out, v.as_bytes(), "vary value")?;
             }
             None => out.put_u8(0),
         }
     }
-    put_len32(&mut out, entry.tags.len());
+    put_len32(&mut out, entry.tags.len(), "tag count")?;
     for tag in &entry.tags {
-        put_bytes32(&mut out, tag.as_bytes());
+        put_bytes32(&mut out, tag.as_bytes(), "tag")?;
     }
-    put_len32(&mut out, body_prefix.len() + body.len());
+    put_len32(&mut out, body_prefix.len() + body.len(), "body")?;
     out.put_slice(body_prefix);
     out.put_slice(body);
-    out.freeze()
+    Ok(out.freeze())
 }
 
 /// The largest uncompressed length a compressed body of `block_len` bytes
@@ -155,18 +164,21 @@ fn decompress_body(field: &[u8]) -> Result<Bytes, CodecError> {
     }
 }
 
-fn put_len32(out: &mut BytesMut, len: usize) {
-    out.put_u32(u32::try_from(len).expect("cached entries are far smaller than 4 GiB"));
+fn put_len32(out: &mut BytesMut, len: usize, what: &'static str) -> Result<(), CodecError> {
+    out.put_u32(u32::try_from(len).map_err(|_| CodecError::TooLarge(what))?);
+    Ok(())
 }
 
-fn put_bytes16(out: &mut BytesMut, bytes: &[u8]) {
-    out.put_u16(u16::try_from(bytes.len()).expect("header names are shorter than 64 KiB"));
+fn put_bytes16(out: &mut BytesMut, bytes: &[u8], what: &'static str) -> Result<(), CodecError> {
+    out.put_u16(u16::try_from(bytes.len()).map_err(|_| CodecError::TooLarge(what))?);
     out.put_slice(bytes);
+    Ok(())
 }
 
-fn put_bytes32(out: &mut BytesMut, bytes: &[u8]) {
-    put_len32(out, bytes.len());
+fn put_bytes32(out: &mut BytesMut, bytes: &[u8], what: &'static str) -> Result<(), CodecError> {
+    put_len32(out, bytes.len(), what)?;
     out.put_slice(bytes);
+    Ok(())
 }
 
 /// Decodes an entry written by [`encode`] or [`encode_compressed`]. An

@@ -68,6 +68,11 @@ pub enum CodecError {
     /// Bytes were left over after the last field.
     #[error("{0} trailing bytes after entry")]
     TrailingBytes(usize),
+    /// Encoding: a field is longer than the layout can describe (a body of
+    /// 4 GiB or more, for instance). Policies bound bodies well below it
+    /// ([`MAX_BODY_SIZE_LIMIT`](crate::MAX_BODY_SIZE_LIMIT)).
+    #[error("entry field {0} too large to encode")]
+    TooLarge(&'static str),
 }
 
 /// A duration string that could not be parsed.

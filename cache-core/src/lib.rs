@@ -177,7 +177,7 @@ pub use key::{CacheKey, KeySpec, QueryFilter, Tenant, TenantSource};
 pub use path_pattern::PathPattern;
 pub use policy::{
     CacheMode, CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS,
-    DEFAULT_MAX_BODY_SIZE, IntoTtl,
+    DEFAULT_MAX_BODY_SIZE, IntoTtl, MAX_BODY_SIZE_LIMIT,
 };
 pub use purge::{PurgeAuth, Purger};
 pub use route::{InvalidationRule, ParamsFn, Policies, RouteMatch, Selection};

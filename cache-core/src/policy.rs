@@ -17,6 +17,11 @@ use crate::{
 pub const DEFAULT_CACHEABLE_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 /// Bodies larger than this are passed through uncached, by default.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+/// The largest [`max_body_size`](CachePolicyBuilder::max_body_size) a
+/// policy accepts: 1 GiB. Every stored entry can then be encoded for a
+/// shared store ([`codec`](crate::codec)), whose layout describes bodies
+/// below 4 GiB.
+pub const MAX_BODY_SIZE_LIMIT: usize = 1 << 30;
 /// How long requests wait for another request fetching the same key, by default.
 pub const DEFAULT_COALESCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a key whose response was not storable skips coalescing, by default.
@@ -350,7 +355,8 @@ impl CachePolicyBuilder {
     }
 
     /// The largest body stored, in bytes; larger bodies stream through
-    /// uncached and are never buffered past this size. Default: 1 MiB.
+    /// uncached and are never buffered past this size. Default: 1 MiB; at
+    /// most [`MAX_BODY_SIZE_LIMIT`] (larger is an error at `build()`).
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.inner.max_body_size = bytes;
         self
@@ -564,6 +570,12 @@ impl CachePolicyBuilder {
         if self.inner.key.namespace.is_empty() {
             return Err(ConfigError::invalid("namespace", "must not be empty"));
         }
+        if self.inner.max_body_size > MAX_BODY_SIZE_LIMIT {
+            return Err(ConfigError::invalid(
+                "max_body_size",
+                format!("must be at most {MAX_BODY_SIZE_LIMIT} bytes (1 GiB)"),
+            ));
+        }
         if self.inner.coalesce_timeout.is_zero() && self.inner.coalesce {
             return Err(ConfigError::invalid("coalesce_timeout", "must be positive while coalescing is on"));
         }
@@ -626,5 +638,8 @@ mod tests {
         assert!(err.to_string().contains("p:{"), "{err}");
         assert!(CachePolicy::builder().vary(["bad header"]).build().is_err());
         assert!(CachePolicy::builder().namespace("").build().is_err());
+        let err = CachePolicy::builder().max_body_size(MAX_BODY_SIZE_LIMIT + 1).build().unwrap_err();
+        assert!(err.to_string().contains("`max_body_size`"), "{err}");
+        assert!(CachePolicy::builder().max_body_size(MAX_BODY_SIZE_LIMIT).build().is_ok());
     }
 }

@@ -80,6 +80,9 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
         ("/flaky", ok(p().ttl("60s").stale_if_error("5m"))),
         ("/validated", ok(p().ttl("60s"))),
+        ("/revalidated/{mode}", ok(p().ttl("60s"))),
+        ("/behind-cdn", ok(p().ttl("60s"))),
+        ("/unparseable/{field}", ok(p().ttl("60s"))),
         (
             "/tagged/{id}",
             ok(p()
@@ -249,6 +252,9 @@ impl Origin {
                 r.headers.insert(header::ETAG, etag_value);
                 r
             }
+            "revalidated" => revalidated(&req),
+            "unparseable" => unparseable(&req),
+            "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
             "slow-uncacheable" => self.slow_uncacheable().await,
             "slow-vary" => {
                 let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));
@@ -346,6 +352,48 @@ impl Origin {
         r.status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
         r
     }
+}
+
+/// `/revalidated/{mode}`: `ETag: "r1"` always; a `304` to a matching
+/// `If-None-Match`. To a client that sends a cookie, the 304 is personal:
+/// it names the client in `x-for` and, by mode, sets the cookie again
+/// (`cookie`), says `private` (`private`) or `no-store` (`no-store`).
+fn revalidated(req: &OriginRequest) -> OriginResponse {
+    let mode = req.path.trim_start_matches("/revalidated/");
+    if req.headers.get(header::IF_NONE_MATCH).is_none_or(|v| v != "\"r1\"") {
+        return text(format!("revalidated {mode}")).header(header::ETAG, "\"r1\"");
+    }
+    let mut r = text("")
+        .header(header::ETAG, "\"r1\"")
+        .header(HeaderName::from_static("x-revalidated"), "yes");
+    r.status = StatusCode::NOT_MODIFIED;
+    let Some(cookie) = req.headers.get(header::COOKIE).cloned() else {
+        return r;
+    };
+    r.headers.insert(HeaderName::from_static("x-for"), cookie.clone());
+    match mode {
+        "cookie" => {
+            r.headers.insert(header::SET_COOKIE, cookie);
+        }
+        "private" => r = r.header(header::CACHE_CONTROL, "private"),
+        _ => r = r.header(header::CACHE_CONTROL, "no-store"),
+    }
+    r
+}
+
+/// `/unparseable/{field}`: a response whose `Cache-Control` (`cc`) or
+/// `Vary` (`vary`) holds a byte outside ASCII where the syntax has no room
+/// for one, next to a directive or name that matters.
+fn unparseable(req: &OriginRequest) -> OriginResponse {
+    let (name, value): (HeaderName, &[u8]) = match req.path.trim_start_matches("/unparseable/") {
+        "cc" => (header::CACHE_CONTROL, b"private, x=\xc3\xbc"),
+        "cc-quoted" => (header::CACHE_CONTROL, b"private, x=\"\xc3\xbc\""),
+        _ => (header::VARY, b"accept-language, x-\xc3\xbc"),
+    };
+    let mut r = text(format!("for {:?}", req.headers.get(header::ACCEPT_LANGUAGE)));
+    r.headers
+        .insert(name, HeaderValue::from_bytes(value).expect("obs-text is a valid header value"));
+    r
 }
 
 fn text(body: impl Into<String>) -> OriginResponse {

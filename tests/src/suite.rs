@@ -720,6 +720,88 @@ pub async fn stale_entries_are_revalidated<A: Adapter>() {
     assert_eq!(s.origin.calls("/validated"), 4);
 }
 
+/// A `304` that freshens an entry goes through the storage rules of a
+/// `200`: a personal 304 (one that sets a cookie, or says `private` or
+/// `no-store`) reaches the client that triggered it and changes nothing
+/// that others are served (RFC 9111 §4.3.4).
+pub async fn personal_304s_are_not_stored<A: Adapter>() {
+    let s = start::<A>().await;
+    for mode in ["cookie", "private", "no-store"] {
+        let path = format!("/revalidated/{mode}");
+        assert_eq!(fetch(&s, &path).await.1, "MISS");
+        s.cache.clock().advance(Duration::from_secs(61));
+        let r = s.get(&path).header("cookie", "sid=VICTIM").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{mode}");
+        assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=304", "{mode}: not stored");
+        assert_eq!(
+            header(&r, "x-for"),
+            "sid=VICTIM",
+            "{mode}: the client that asked gets the 304's headers"
+        );
+        if mode == "cookie" {
+            assert_eq!(header(&r, "set-cookie"), "sid=VICTIM", "the cookie reaches the client it is for");
+        }
+        assert_eq!(r.text().await.unwrap(), format!("revalidated {mode}"));
+
+        // Anyone else: the entry is still the stale one, revalidated again
+        // (without the victim's headers) and then fresh.
+        let r = get(&s, &path).await;
+        assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=304; stored", "{mode}");
+        assert_eq!(
+            (header(&r, "x-for"), header(&r, "set-cookie")),
+            (String::new(), String::new()),
+            "{mode}"
+        );
+        let r = get(&s, &path).await;
+        assert_eq!(header(&r, "cache-status"), "cache; hit; ttl=60", "{mode}");
+        assert_eq!(
+            (header(&r, "x-for"), header(&r, "set-cookie")),
+            (String::new(), String::new()),
+            "{mode}"
+        );
+        assert_eq!(header(&r, "x-revalidated"), "yes", "{mode}");
+        assert_eq!(s.origin.calls(&path), 3, "{mode}");
+    }
+}
+
+/// `Cache-Status` keeps the members of caches further in and adds this
+/// cache's last (RFC 9211 §2), on the miss and on hits.
+pub async fn cache_status_appends_its_member<A: Adapter>() {
+    let s = start::<A>().await;
+    let r = get(&s, "/behind-cdn").await;
+    assert_eq!(
+        header(&r, "cache-status"),
+        "inner; fwd=uri-miss, cache; fwd=uri-miss; fwd-status=200; stored"
+    );
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    let r = get(&s, "/behind-cdn").await;
+    assert_eq!(header(&r, "cache-status"), "inner; fwd=uri-miss, cache; hit; ttl=60");
+    assert_eq!(r.headers().get_all("cache-status").iter().count(), 1);
+}
+
+/// A `Cache-Control` or `Vary` the cache cannot fully parse makes the
+/// response not storable: what it could not read might forbid sharing.
+/// `obs-text` in a quoted string is valid, and `private` there is read.
+pub async fn unparseable_directives_fail_closed<A: Adapter>() {
+    let s = start::<A>().await;
+    for field in ["cc", "cc-quoted", "vary"] {
+        let path = format!("/unparseable/{field}");
+        let r = s.get(&path).header("accept-language", "fr").send().await.unwrap();
+        assert_eq!(
+            header(&r, "cache-status"),
+            "cache; fwd=uri-miss; fwd-status=200",
+            "{field}: not stored"
+        );
+        let r = s.get(&path).header("accept-language", "de").send().await.unwrap();
+        assert_eq!(header(&r, "x-cache"), "MISS", "{field}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "for Some(\"de\")",
+            "{field}: never another client's response"
+        );
+    }
+}
+
 /// Tags in `Surrogate-Key` and `Cache-Tag` and the policy's
 /// `CDN-Cache-Control`, for a CDN in front, on stored and served responses.
 pub async fn tags_and_cdn_headers_go_downstream<A: Adapter>() {

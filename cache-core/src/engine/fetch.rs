@@ -151,8 +151,19 @@ impl Cache {
         {
             // The stored body is still current: freshen the entry with the
             // 304's headers (RFC 9111 §4.3.4) without a body transfer.
-            let entry = Arc::new(self.revalidated_entry(ex, &stale, parts, &hints).with_stamp(stamp));
-            return Ok(self.store_and_respond(ex, entry, leader, since, status).await);
+            return Ok(match self.revalidated_entry(ex, &stale, parts, &hints) {
+                (entry, None) => {
+                    self.store_and_respond(ex, Arc::new(entry.with_stamp(stamp)), leader, since, status)
+                        .await
+                }
+                (personal, Some(refusal)) => {
+                    // For this client only; the stored entry stays as it
+                    // was, and waiters revalidate for themselves.
+                    tracing::debug!(reason = refusal.reason, "revalidated response not stored");
+                    drop(leader);
+                    self.respond_entry(ex.head(), &personal, status, self.inner.clock.now_ms())
+                }
+            });
         }
         if let Some(refusal) = self.refusal(ex, &parts, &hints) {
             tracing::debug!(reason = refusal.reason, "response not stored");

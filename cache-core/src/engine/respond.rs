@@ -255,7 +255,23 @@ fn tag_header(tags: &[String], separator: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&out).ok()
 }
 
+/// Adds this cache's member to `Cache-Status`, after those of the caches
+/// further in (RFC 9211 §2: the list reads from the origin outwards), and
+/// sets `X-Cache`.
 fn decorate(headers: &mut HeaderMap, name: &str, status: Status) {
-    headers.insert(CACHE_STATUS, status.cache_status(name));
+    let ours = status.cache_status(name);
+    let value = match headers.get(CACHE_STATUS) {
+        None => ours,
+        Some(_) => {
+            let mut list = Vec::new();
+            for member in headers.get_all(CACHE_STATUS) {
+                list.extend_from_slice(member.as_bytes());
+                list.extend_from_slice(b", ");
+            }
+            list.extend_from_slice(ours.as_bytes());
+            HeaderValue::from_bytes(&list).unwrap_or(ours)
+        }
+    };
+    headers.insert(CACHE_STATUS, value);
     headers.insert(X_CACHE, status.x_cache());
 }

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     CacheHints, CacheMode, CachedEntry, RouteMatch,
     cache_control::CacheControl,
-    cache_status::{CACHE_STATUS, X_CACHE},
+    cache_status::X_CACHE,
     clock::duration_ms,
     tags::{TagContext, TagTemplate},
 };
@@ -60,8 +60,15 @@ impl Cache {
         let cc = super::rfc::response_directives(ex.policy, &parts.headers);
         // A shared cache stores `no-cache` responses and revalidates them
         // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
+        if cc.is_malformed() {
+            // A directive that could not be read might forbid storing.
+            return by_response("response Cache-Control cannot be parsed");
+        }
         if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
             return by_response("response Cache-Control forbids storing");
+        }
+        if !vary_is_valid(&parts.headers) {
+            return by_response("response Vary cannot be parsed");
         }
         if vary_names(&parts.headers).any(|v| v == "*") {
             return by_response("response varies on everything (Vary: *)");
@@ -131,18 +138,22 @@ impl Cache {
         entry
     }
 
-    /// The stale entry freshened by a `304` from the origin: the 304's
-    /// end-to-end headers replace the stored ones of the same names
-    /// (`Content-Length` excepted), and freshness starts again now.
+    /// The stale entry freshened by a `304` from the origin (RFC 9111
+    /// §4.3.4): the 304's end-to-end headers replace the stored ones of the
+    /// same names (`Content-Length` excepted), and freshness starts again
+    /// now. The freshened response goes through the same storage rules as
+    /// a `200` ([`Cache::refusal`]): with a refusal (the 304 sets a cookie,
+    /// says `private` or `no-store`, ...), it is for the client that asked
+    /// only, and the stored entry is left as it was.
     pub(crate) fn revalidated_entry(
         &self,
         ex: &Exchange<'_>,
         stale: &CachedEntry,
-        parts: response::Parts,
+        mut parts: response::Parts,
         hints: &CacheHints,
-    ) -> CachedEntry {
+    ) -> (CachedEntry, Option<Refusal>) {
         let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
-        let updates = end_to_end(parts.headers);
+        let updates = end_to_end(std::mem::take(&mut parts.headers));
         let mut entry = stale.clone();
         for name in updates.keys() {
             if name != header::CONTENT_LENGTH {
@@ -162,7 +173,12 @@ impl Cache {
         entry.stored_at_ms = now;
         entry.initial_age_ms = initial_age_ms;
         entry.fresh_for_ms = duration_ms(fresh_for);
-        entry
+        // The rules look at the response as it would be stored.
+        parts.status = entry.status;
+        parts.headers = std::mem::take(&mut entry.headers);
+        let refusal = self.refusal(ex, &parts, hints);
+        entry.headers = parts.headers;
+        (entry, refusal)
     }
 
     /// The policy's tag templates rendered for this request. `routed` is a
@@ -211,6 +227,17 @@ fn vary_names(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .filter(|name| !name.is_empty())
 }
 
+/// Whether every `Vary` field is a list of field names or `*`: one that is
+/// not names request headers the cache cannot know.
+fn vary_is_valid(headers: &HeaderMap) -> bool {
+    headers.get_all(header::VARY).iter().all(|value| {
+        value.as_bytes().split(|&b| b == b',').all(|name| {
+            let name = name.trim_ascii();
+            name.is_empty() || name == b"*" || name.iter().all(|&b| crate::cache_control::is_tchar(b))
+        })
+    })
+}
+
 /// Whether a response to a request with `Authorization` may be shared
 /// (RFC 9111 §3.5: `public`, `s-maxage` or `must-revalidate`).
 fn shareable(cc: &CacheControl) -> bool {
@@ -234,7 +261,9 @@ fn age_header(headers: &HeaderMap) -> u64 {
 
 /// The headers worth storing: no hop-by-hop headers (nor those named by
 /// `Connection`), no `Age` or `Content-Length` (recomputed when served), no
-/// cache status headers from a cache further in.
+/// `X-Cache` from a cache further in (each cache sets its own). The
+/// `Cache-Status` members of caches further in are kept: this cache adds
+/// its own after them.
 fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -246,7 +275,7 @@ fn end_to_end(mut headers: HeaderMap) -> HeaderMap {
     for name in HOP_BY_HOP.iter().chain(&named) {
         headers.remove(name);
     }
-    for name in [header::AGE, header::CONTENT_LENGTH, X_CACHE, CACHE_STATUS] {
+    for name in [header::AGE, header::CONTENT_LENGTH, X_CACHE] {
         headers.remove(name);
     }
     headers

@@ -470,7 +470,7 @@ impl RedisStore {
         .map(drop)
     }
 
-    fn encode(&self, entry: &CachedEntry) -> Bytes {
+    fn encode(&self, entry: &CachedEntry) -> Result<Bytes, crate::error::CodecError> {
         match self.inner.compress_above {
             Some(min) => codec::encode_compressed(entry, min),
             None => codec::encode(entry),
@@ -567,6 +567,8 @@ impl Store for RedisStore {
         self.check_pending()?;
         let layout = &self.inner.layout;
         let scripts = &self.inner.scripts;
+        // An entry the codec cannot describe is never stored.
+        let encoded = self.encode(&entry)?;
         let ttl = ttl_ms(ttl);
         // An entry put directly, without a fetch to order, is ordered as of
         // now.
@@ -575,7 +577,6 @@ impl Store for RedisStore {
             None => self.stamp().await?.clock().unwrap_or_default(),
         };
         let window_us = u64::try_from(FETCH_WINDOW.as_micros()).unwrap_or(u64::MAX);
-        let encoded = self.encode(&entry);
         let stored = self
             .call(Op::Put, |mut conn| async move {
                 if matches!(conn, Conn::Single(_)) {
