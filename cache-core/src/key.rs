@@ -11,16 +11,32 @@
 //! `&`, `#`, `%`) never appear inside one, and optional components are empty
 //! when absent and start with `=` when present. The layout is therefore
 //! injective: two requests that differ in any keyed component never share a
-//! key, whatever bytes a tenant id, path, query or header holds. Query
-//! parameters are decoded the way applications decode them, filtered by the
-//! spec and sorted by name, so `?b=2&a=1` and `?a=1&b=2` share a key. Keys
-//! longer than [`MAX_KEY_LEN`] keep a readable prefix and end in `#` and a
-//! 128-bit BLAKE3 hash of the whole key.
+//! key, whatever bytes a tenant id, path, query or header holds.
+//!
+//! The path and query are keyed by what an application can see of them,
+//! byte for byte, with three normalisations that no decoder can tell apart
+//! or that the key is documented to ignore:
+//!
+//! - escapes of unreserved characters are decoded (RFC 3986 §6.2.2.2:
+//!   `/products/%34%32` is `/products/42`); every other escape keeps its
+//!   bytes (`%2F` is not `/`, `%FF` is not `%FE`, `+` is not `%20`), and a
+//!   `%` that starts no escape counts as `%25`;
+//! - query parameters are sorted by name, so `?b=2&a=1` and `?a=1&b=2` share
+//!   a key (the values of one name keep their order: `?a=1&a=2` is not
+//!   `?a=2&a=1`); an application whose answer depends on the order of
+//!   different names must not share its responses this way;
+//! - empty parameters (`?a=1&&b=2`) are dropped, as every query parser
+//!   drops them. `?a` and `?a=` stay different.
+//!
+//! [`QueryFilter`] names are compared with the parameter names decoded as
+//! forms decode them (`+` is a space). Keys longer than [`MAX_KEY_LEN`]
+//! keep a readable prefix and end in `#` and a 128-bit BLAKE3 hash of the
+//! whole key.
 //!
 //! The URI part (namespace to query) is what [`CacheKey::uri`] returns; every
 //! variant stored for one URI can be invalidated through it.
 
-use std::{collections::BTreeSet, fmt, sync::Arc};
+use std::{borrow::Cow, collections::BTreeSet, fmt, sync::Arc};
 
 use http::{HeaderMap, HeaderName, request::Parts};
 
@@ -232,7 +248,7 @@ impl KeySpec {
     pub fn prefix(&self, tenant: Option<&str>, path_prefix: &str) -> String {
         let mut out = String::new();
         self.write_head(tenant.map(str::as_bytes), &mut out);
-        escape_str_into(path_prefix, &mut out);
+        escape_str_into(&crate::percent::decode_unreserved(path_prefix), &mut out);
         out
     }
 
@@ -265,7 +281,7 @@ impl KeySpec {
             }
             _ => self.write_head(self.tenant(parts).as_deref().map(str::as_bytes), out),
         }
-        escape_str_into(parts.uri.path(), out);
+        escape_str_into(&crate::percent::decode_unreserved(parts.uri.path()), out);
         out.push('?');
         if let Some(query) = parts.uri.query() {
             self.write_query(query, out);
@@ -276,17 +292,32 @@ impl KeySpec {
         if matches!(self.query, QueryFilter::None) {
             return;
         }
-        let mut pairs: Vec<_> = form_urlencoded::parse(query.as_bytes())
-            .filter(|(name, _)| self.query.keeps(name))
+        let mut pairs: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (pair, None),
+            })
+            .filter(|(name, _)| matches!(self.query, QueryFilter::All) || self.query.keeps(&form_decoded(name)))
+            .map(|(name, value)| {
+                (
+                    crate::percent::decode_unreserved(name),
+                    value.map(crate::percent::decode_unreserved),
+                )
+            })
             .collect();
+        // Stable: the values of one name keep their order.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
         for (i, (name, value)) in pairs.iter().enumerate() {
             if i > 0 {
                 out.push('&');
             }
             escape_str_into(name, out);
-            out.push('=');
-            escape_str_into(value, out);
+            if let Some(value) = value {
+                out.push('=');
+                escape_str_into(value, out);
+            }
         }
     }
 
@@ -301,6 +332,15 @@ impl KeySpec {
                 escape_into(value.as_bytes(), out);
             }
         }
+    }
+}
+
+/// A query parameter name as `application/x-www-form-urlencoded` decodes
+/// it, to compare with a [`QueryFilter`]'s names.
+fn form_decoded(name: &str) -> Cow<'_, str> {
+    match name.contains('+') {
+        true => Cow::Owned(crate::percent::decode(&name.replace('+', " ")).into_owned()),
+        false => crate::percent::decode(name),
     }
 }
 

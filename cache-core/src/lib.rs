@@ -157,6 +157,7 @@ mod invalidation_log;
 pub mod key;
 pub mod metrics;
 mod path_pattern;
+mod percent;
 mod policy;
 pub mod purge;
 mod route;

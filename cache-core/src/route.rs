@@ -45,7 +45,9 @@ impl RouteMatch {
         }
     }
 
-    /// Adds a path parameter.
+    /// Adds a path parameter, as it appears in the request's path
+    /// (percent-encoded); tag templates read it percent-decoded, as the
+    /// framework's `Path` extractor does.
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));

@@ -11,7 +11,13 @@ use crate::error::ConfigError;
 /// Placeholders:
 /// - `{tenant}`: the request's tenant (from the policy's key spec);
 /// - `{header.NAME}`: the value of request header `NAME`;
-/// - `{NAME}`: the path parameter `NAME` of the matched route.
+/// - `{NAME}`: the path parameter `NAME` of the matched route,
+///   percent-decoded as the framework's `Path` extractors decode it
+///   (`/products/%34%32` fills `{id}` with `42`). A handler that reads the
+///   parameter as a number also accepts spellings the tag keeps apart
+///   (`042`, `+42`): tag such responses from the parsed value with
+///   [`CacheHints::tag`](crate::CacheHints::tag), or redirect them to the
+///   canonical URL.
 ///
 /// A tag whose placeholder has no value for a request is not attached to
 /// that request's entry. Values are inserted as they are: the tags
@@ -58,7 +64,7 @@ impl TagTemplate {
                 Part::Literal(s) => out.push_str(s),
                 Part::Tenant => out.push_str(ctx.tenant?),
                 Part::Header(name) => out.push_str(ctx.headers.get(name)?.to_str().ok()?),
-                Part::Param(name) => out.push_str(param(ctx.params, name)?),
+                Part::Param(name) => out.push_str(&crate::percent::decode(param(ctx.params, name)?)),
             }
         }
         Some(out)

@@ -53,6 +53,8 @@ macro_rules! behaviour_suite {
             uncacheable_response_does_not_queue_waiters,
             handler_invalidates_tags,
             unsafe_method_invalidates_uri_and_route_tags,
+            aliases_share_keys_and_tags,
+            query_bytes_are_keyed,
             handler_hints_set_ttl_and_tags,
             entries_expire,
             per_status_ttl,

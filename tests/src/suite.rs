@@ -551,6 +551,46 @@ pub async fn handler_invalidates_tags<A: Adapter>() {
     );
 }
 
+/// An alias of a URL (unreserved characters percent-escaped) shares its
+/// key, and tag templates are filled from the decoded path parameter, as
+/// the framework's `Path` extractor decodes it: an update reaches every
+/// spelling.
+pub async fn aliases_share_keys_and_tags<A: Adapter>() {
+    let s = start::<A>().await;
+    assert_eq!(fetch(&s, "/items/%34%32").await.1, "MISS");
+    assert_eq!(fetch(&s, "/items/42").await.1, "HIT", "the same resource, the same key");
+    let put = s.request(Method::PUT, "/items/42").send().await.unwrap();
+    assert_eq!(put.text().await.unwrap(), "dropped 1");
+    let (_, x, _, body) = fetch(&s, "/items/%34%32").await;
+    assert_eq!((x.as_str(), body.as_str()), ("MISS", "/items/%34%32 v1"));
+
+    // A reserved character escaped is another path, with a decoded tag.
+    assert_eq!(fetch(&s, "/items/a%2Fb").await.1, "MISS");
+    assert_eq!(fetch(&s, "/items/a%2Fb").await.1, "HIT");
+    assert_eq!(fetch(&s, "/items/a/b").await.0, StatusCode::NOT_FOUND, "not the same route");
+    assert_eq!(s.cache.invalidator().tag("item:a/b").await.unwrap(), 1);
+    assert_eq!(fetch(&s, "/items/a%2Fb").await.1, "MISS");
+    assert_eq!(s.origin.calls("/items/"), 5);
+}
+
+/// Query parameters are keyed by their bytes: values that a lossy decoder
+/// would merge (`%FF` and `%FE` both read as U+FFFD), or that a form
+/// decoder would (`+` and `%20`), are different requests.
+pub async fn query_bytes_are_keyed<A: Adapter>() {
+    let s = start::<A>().await;
+    for (i, query) in ["search=%FF", "search=%FE", "search=a+b", "search=a%20b", "search", "search="]
+        .iter()
+        .enumerate()
+    {
+        let (_, x, _, body) = fetch(&s, &format!("/query?{query}")).await;
+        assert_eq!((x.as_str(), body), ("MISS", format!("query Some({query:?})")), "{query}");
+        assert_eq!(s.origin.calls("/query"), i + 1);
+    }
+    let (_, x, _, body) = fetch(&s, "/query?search=%46%46").await;
+    assert_eq!((x.as_str(), body.as_str()), ("MISS", "query Some(\"search=%46%46\")"));
+    assert_eq!(fetch(&s, "/query?search=FF").await.1, "HIT", "unreserved escapes are decoded");
+}
+
 /// A successful unsafe request drops its URI's entries and its route's
 /// tags; a failed one drops nothing.
 pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {

@@ -38,21 +38,43 @@ fn tenants_with_separators_do_not_collide() {
 }
 
 #[test]
-fn query_is_decoded_filtered_and_sorted() {
+fn query_is_normalised_filtered_and_sorted() {
     let mut spec = KeySpec::default();
     assert_eq!(
-        spec.build(&parts("/p?b=x%20y&a=1", &[])).as_str(),
-        spec.build(&parts("/p?a=1&b=x+y", &[])).as_str()
+        spec.build(&parts("/p?b=x%7Ey&a=%31", &[])).as_str(),
+        spec.build(&parts("/p?a=1&b=x~y", &[])).as_str()
     );
+    // `+` and `%20` are a space to a form decoder but not to a handler
+    // reading the raw query; `%FF` and `%FE` are different bytes.
+    assert_ne!(spec.build(&parts("/p?b=x%20y", &[])), spec.build(&parts("/p?b=x+y", &[])));
+    assert_ne!(spec.build(&parts("/p?search=%FF", &[])), spec.build(&parts("/p?search=%FE", &[])));
+    assert_ne!(spec.build(&parts("/p?a", &[])), spec.build(&parts("/p?a=", &[])));
+    assert_eq!(spec.build(&parts("/p?a=1&&b=2&", &[])), spec.build(&parts("/p?a=1&b=2", &[])));
     assert_ne!(spec.build(&parts("/p?a=1", &[])), spec.build(&parts("/p?a=2", &[])));
     // `a=1&b=2` as one value must differ from two parameters.
     assert_ne!(spec.build(&parts("/p?a=1%26b%3D2", &[])), spec.build(&parts("/p?a=1&b=2", &[])));
-    spec.query = QueryFilter::Deny(["utm_source".to_owned()].into());
+    spec.query = QueryFilter::Deny(["utm_source".to_owned(), "two words".to_owned()].into());
     assert_eq!(spec.build(&parts("/p?utm_source=x&a=1", &[])), spec.build(&parts("/p?a=1", &[])));
+    assert_eq!(
+        spec.build(&parts("/p?utm%5Fsource=x&two+words=1", &[])),
+        spec.build(&parts("/p", &[]))
+    );
     spec.query = QueryFilter::Allow(["page".to_owned()].into());
     assert_eq!(spec.build(&parts("/p?page=2&junk=1", &[])), spec.build(&parts("/p?page=2", &[])));
     spec.query = QueryFilter::None;
     assert_eq!(spec.build(&parts("/p?page=2", &[])), spec.build(&parts("/p", &[])));
+}
+
+#[test]
+fn paths_differ_unless_only_unreserved_escapes_differ() {
+    let spec = KeySpec::default();
+    assert_eq!(spec.build(&parts("/products/%34%32", &[])), spec.build(&parts("/products/42", &[])));
+    assert_eq!(spec.build(&parts("/%7Euser", &[])), spec.build(&parts("/~user", &[])));
+    assert_ne!(spec.build(&parts("/products/042", &[])), spec.build(&parts("/products/42", &[])));
+    assert_ne!(spec.build(&parts("/a%2Fb", &[])), spec.build(&parts("/a/b", &[])));
+    assert_ne!(spec.build(&parts("/a/%FF", &[])), spec.build(&parts("/a/%FE", &[])));
+    assert_ne!(spec.build(&parts("/a/%%32F", &[])), spec.build(&parts("/a/%2F", &[])));
+    assert_eq!(spec.prefix(None, "/%7Euser/"), spec.prefix(None, "/~user/"));
 }
 
 #[test]
@@ -130,12 +152,47 @@ fn arb_request() -> impl Strategy<Value = (Option<Vec<u8>>, String, Option<Vec<u
         ],
         0..6,
     );
-    let path = proptest::collection::vec(
-        prop_oneof![Just("/"), Just(":"), Just("%3A"), Just("a"), Just("?"), Just("="), Just("&")],
-        0..6,
-    )
-    .prop_map(|v| v.concat());
+    let path = proptest::collection::vec((0..SPELLINGS.len(), 0..3usize), 0..8).prop_map(|v| spell(&v, 0));
     (proptest::option::of(header.clone()), path, proptest::option::of(header))
+}
+
+/// Pieces of request targets, grouped by what they could be confused
+/// with: a lossy decoder, a form decoder or a case-insensitive one would
+/// read the members of a group alike.
+const SPELLINGS: [&[&str]; 12] = [
+    &["%FF", "%FE", "%C0"],
+    &["4", "%34"],
+    &["/", "%2F", "%2f"],
+    &["+", "%20", "%2B"],
+    &["%", "%25", "%3"],
+    &["a", "%61", "A"],
+    &["=", "%3D"],
+    &["&", "%26", "&&"],
+    &[":", "%3A"],
+    &["?"],
+    &["~", "%7E", "%7e"],
+    &["%%32F", "%252F"],
+];
+
+/// The target made of `pieces`: (group, member) pairs, each member shifted
+/// by `shift` within its group.
+fn spell(pieces: &[(usize, usize)], shift: usize) -> String {
+    pieces
+        .iter()
+        .map(|&(group, member)| SPELLINGS[group][(member + shift) % SPELLINGS[group].len()])
+        .collect()
+}
+
+/// Two targets made of the same groups, spelled alike or differently.
+fn arb_pair() -> impl Strategy<Value = (String, String)> {
+    (
+        proptest::collection::vec((0..SPELLINGS.len(), 0..3usize), 0..8),
+        proptest::collection::vec(0..3usize, 8),
+    )
+        .prop_map(|(pieces, shifts)| {
+            let other: Vec<_> = pieces.iter().zip(&shifts).map(|(&(g, m), &s)| (g, m + s)).collect();
+            (spell(&pieces, 0), spell(&other, 0))
+        })
 }
 
 fn request_parts((tenant, path_and_query, lang): &(Option<Vec<u8>>, String, Option<Vec<u8>>)) -> Option<Parts> {
@@ -150,20 +207,57 @@ fn request_parts((tenant, path_and_query, lang): &(Option<Vec<u8>>, String, Opti
     Some(req.into_parts().0)
 }
 
-/// Tenant, path, sorted query and varied header.
-type Observed = (Option<Vec<u8>>, String, Vec<(String, String)>, Option<Vec<u8>>);
+/// Percent-decoding of one component to bytes, written from RFC 3986 §2.1
+/// and sharing no code with the key builder: `%` and two hex digits is a
+/// byte, anything else stands for itself (`+` included).
+fn decoded(component: &str) -> Vec<u8> {
+    let b = component.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && b.len() >= i + 3 && b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ASCII hex digits");
+            out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
 
-/// What the application can observe of a request through the keyed parts.
+/// One query parameter as any parser sees it: decoded name and value,
+/// `None` for a parameter without `=`.
+type Param = (Vec<u8>, Option<Vec<u8>>);
+
+/// Tenant bytes, decoded path segments, query parameters sorted by name
+/// (stable), varied header bytes.
+type Observed = (Option<Vec<u8>>, Vec<Vec<u8>>, Vec<Param>, Option<Vec<u8>>);
+
+/// What an application can observe of a request through the keyed parts:
+/// the structure of the target (segments split at `/`, parameters at `&`
+/// and `=`) with each piece decoded, raw header bytes. The order of
+/// different parameter names and empty parameters are what the key is
+/// documented to ignore.
 fn observed(p: &Parts) -> Observed {
-    let query = form_urlencoded::parse(p.uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect::<Vec<_>>();
-    let mut sorted = query;
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let segments = p.uri.path().split('/').map(decoded).collect();
+    let mut query: Vec<Param> = p
+        .uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.find('=') {
+            Some(at) => (decoded(&pair[..at]), Some(decoded(&pair[at + 1..]))),
+            None => (decoded(pair), None),
+        })
+        .collect();
+    query.sort_by(|a, b| a.0.cmp(&b.0));
     (
         p.headers.get("x-tenant-id").map(|v| v.as_bytes().to_vec()),
-        p.uri.path().to_owned(),
-        sorted,
+        segments,
+        query,
         p.headers.get("accept-language").map(|v| v.as_bytes().to_vec()),
     )
 }
@@ -174,10 +268,43 @@ proptest! {
     #[test]
     fn keys_are_injective(a in arb_request(), b in arb_request()) {
         let spec = KeySpec { vary: vec![HeaderName::from_static("accept-language")], ..tenant_spec() };
-        if let (Some(pa), Some(pb)) = (request_parts(&a), request_parts(&b)) {
-            let same_key = spec.build(&pa) == spec.build(&pb);
-            prop_assert_eq!(same_key, observed(&pa) == observed(&pb));
+        if let (Some(pa), Some(pb)) = (request_parts(&a), request_parts(&b))
+            && spec.build(&pa) == spec.build(&pb)
+        {
+            prop_assert_eq!(observed(&pa), observed(&pb), "{} and {} share a key", pa.uri, pb.uri);
         }
+    }
+
+    /// The same, for targets that differ only in how some pieces are
+    /// spelled: where lossy, form or case-folding decoders would merge
+    /// requests.
+    #[test]
+    fn respelled_targets_share_a_key_only_if_equivalent((a, b) in arb_pair()) {
+        let spec = KeySpec::default();
+        if let (Some(pa), Some(pb)) = (request_parts(&(None, a, None)), request_parts(&(None, b, None)))
+            && spec.build(&pa) == spec.build(&pb)
+        {
+            prop_assert_eq!(observed(&pa), observed(&pb), "{} and {} share a key", pa.uri, pb.uri);
+        }
+    }
+
+    /// Respelling unreserved characters (`a` as `%61`, `4` as `%34`) or
+    /// reordering different parameter names never changes the key.
+    #[test]
+    fn equivalent_spellings_share_a_key(names in proptest::collection::vec("[a-d]", 1..4), values in proptest::collection::vec("[0-9a-z~._-]{0,3}", 4), path in "[a-z0-9]{1,6}", swap in any::<bool>()) {
+        let spec = KeySpec::default();
+        let escape_all = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+        let mut names = names;
+        names.sort();
+        names.dedup();
+        let plain: Vec<String> = names.iter().zip(&values).map(|(n, v)| format!("{n}={v}")).collect();
+        let mut spelled: Vec<String> = names.iter().zip(&values).map(|(n, v)| format!("{}={}", escape_all(n), escape_all(v))).collect();
+        if swap {
+            spelled.reverse();
+        }
+        let a = spec.build(&parts(&format!("/{path}?{}", plain.join("&")), &[]));
+        let b = spec.build(&parts(&format!("/{}?{}", escape_all(&path), spelled.join("&")), &[]));
+        prop_assert_eq!(a, b);
     }
 
     #[test]

@@ -27,7 +27,12 @@ pub(crate) async fn list_products(tenant: Tenant, catalog: web::Data<Catalog>, q
 pub(crate) async fn product(tenant: Tenant, catalog: web::Data<Catalog>, id: web::Path<u64>) -> ApiResult {
     let id = id.into_inner();
     match catalog.product(tenant.as_str(), id).await? {
-        Some(product) => Ok(HttpResponse::Ok().json(&product)),
+        Some(product) => {
+            // Tagged from the parsed id: `/products/042` is product 42 too.
+            let mut response = HttpResponse::Ok().json(&product);
+            response.extensions_mut().insert(storefront::product_hints(tenant.as_str(), id));
+            Ok(response)
+        }
         None => Err(storefront::no_product(id).into()),
     }
 }

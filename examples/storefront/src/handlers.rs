@@ -29,11 +29,12 @@ pub(crate) async fn list_products(
     Ok((Extension(list_hints(tenant.as_str(), &query)), json(&page)).into_response())
 }
 
-/// `GET /api/v1/products/{id}`: one product, or `404`.
+/// `GET /api/v1/products/{id}`: one product, or `404`. Tagged from the id
+/// it parsed ([`product_hints`]).
 pub(crate) async fn product(tenant: TenantId, State(catalog): State<Catalog>, id: Result<Path<u64>, PathRejection>) -> ApiResult {
     let id = product_id(id)?;
     match catalog.product(tenant.as_str(), id).await? {
-        Some(product) => Ok(json(&product)),
+        Some(product) => Ok((Extension(product_hints(tenant.as_str(), id)), json(&product)).into_response()),
         None => Err(no_product(id)),
     }
 }
@@ -83,6 +84,19 @@ pub fn list_hints(tenant: &str, query: &ListQuery) -> CacheHints {
         Some(category) => CacheHints::new().tag(format!("category:{tenant}:{category}")),
         None => CacheHints::new(),
     }
+}
+
+/// The cache hints of a product: tagged `product:{tenant}:{id}` with the id
+/// as the handler parsed it.
+///
+/// The policy's template `product:{tenant}:{id}` is filled from the path
+/// segment, percent-decoded as `Path` decodes it; but `Path<u64>` also
+/// answers `/products/042` and `/products/+42` for product 42, each under
+/// its own cache key, whose template tag would be `product:acme:042`. The
+/// tag from the parsed id makes [`invalidate_product`] reach every spelling
+/// the handler accepts.
+pub fn product_hints(tenant: &str, id: u64) -> CacheHints {
+    CacheHints::new().tag(format!("product:{tenant}:{id}"))
 }
 
 /// Drops the product's entries and the tenant's lists, and the category

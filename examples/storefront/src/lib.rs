@@ -75,7 +75,7 @@ use catalog::Catalog;
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES};
 pub use error::{ApiError, StorefrontError};
 // Framework-neutral pieces, shared with the actix-web storefront.
-pub use handlers::{bad_product_id, invalidate_product, list_hints, no_product, no_route, not_allowed};
+pub use handlers::{bad_product_id, invalidate_product, list_hints, no_product, no_route, not_allowed, product_hints};
 pub use routes::{CATEGORIES, PRODUCT, PRODUCTS, index_page};
 pub use store::{CacheStore, DEFAULT_REDIS_PREFIX, RedisTarget, StoreConfig, store_from};
 pub use tenant::{TENANT_HEADER, TenantId};

@@ -209,3 +209,31 @@ async fn index_and_unknown_routes() {
     let (_, error) = expect_json(server.get("acme", "/api/v2/nothing").await, StatusCode::NOT_FOUND).await;
     assert!(error["error"].is_string());
 }
+
+/// Every spelling of a product's URL that the handler answers for that
+/// product (`042`, `%34%32`, `+42`) is dropped by the product's update:
+/// `%34%32` shares the key of `42`, and the handler tags the others from
+/// the id it parsed.
+#[tokio::test]
+async fn an_update_reaches_every_spelling_of_the_product_url() {
+    let server = Server::start().await;
+    let aliases = [
+        "/api/v1/products/42",
+        "/api/v1/products/042",
+        "/api/v1/products/%34%32",
+        "/api/v1/products/+42",
+    ];
+    for path in aliases {
+        let (_, body) = expect_json(server.get("acme", path).await, StatusCode::OK).await;
+        assert_eq!(body["id"], 42, "{path}");
+        assert_eq!(x_cache(&server.get("acme", path).await), "HIT", "{path}");
+    }
+    let update = json!({ "price_cents": 4_242 });
+    expect_json(server.put("acme", "/api/v1/products/42", update).await, StatusCode::OK).await;
+    // `%34%32` is `42` spelled with escapes: the same key, filled again
+    // by the first request.
+    for (path, want) in aliases.into_iter().zip(["MISS", "MISS", "HIT", "MISS"]) {
+        let (x_cache, body) = expect_json(server.get("acme", path).await, StatusCode::OK).await;
+        assert_eq!((x_cache.as_str(), &body["price_cents"]), (want, &json!(4_242)), "{path}");
+    }
+}
