@@ -57,7 +57,7 @@
 //! | `max_body_size` | bytes, an integer |
 //! | `namespace`, `tenant_header` | strings |
 //! | `key_version` | an integer |
-//! | `query_allow`, `query_deny`, `vary` | lists of strings |
+//! | `query_allow`, `query_deny`, `vary`, `strip_request_headers` | lists of strings |
 //! | `ignore_query`, `key_by_principal` | booleans |
 //! | `tags` | tag templates: `"product:{tenant}:{id}"` |
 //! | `downstream_cache_control`, `downstream_cdn_cache_control` | header values |

@@ -97,6 +97,9 @@ pub(crate) struct PolicyInner {
     pub(crate) hit_for_miss: Duration,
     /// The keyed request headers, as the names to add to `Vary`.
     pub(crate) keyed_headers: Vec<HeaderName>,
+    /// Request headers removed before the origin sees a request whose
+    /// response may be stored.
+    pub(crate) strip: Vec<HeaderName>,
     /// The route label of metrics and traces, and its request counters.
     pub(crate) metrics: RouteMetrics,
 }
@@ -156,6 +159,27 @@ impl CachePolicy {
         }
         let mut inner = self.inner.as_ref().clone();
         inner.metrics = RouteMetrics::new(label);
+        CachePolicy { inner: Arc::new(inner) }
+    }
+
+    /// This policy keyed by these request headers too (see
+    /// [`CachePolicyBuilder::vary`]), every other setting the same: for a
+    /// layer that must key every policy it is given, from code or from a
+    /// TOML table, by a header it knows the origin reads (a reverse proxy
+    /// keys by `Host`). Cheap: the settings are cloned once.
+    #[must_use]
+    pub fn keyed_by(&self, headers: &[HeaderName]) -> CachePolicy {
+        if headers.iter().all(|h| self.inner.key.vary.contains(h)) {
+            return self.clone();
+        }
+        let mut inner = self.inner.as_ref().clone();
+        for h in headers {
+            if !inner.key.vary.contains(h) {
+                inner.key.vary.push(h.clone());
+            }
+        }
+        inner.key.vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        inner.keyed_headers = inner.key.keyed_headers();
         CachePolicy { inner: Arc::new(inner) }
     }
 
@@ -252,6 +276,7 @@ impl Default for CachePolicyBuilder {
                 coalesce_timeout: DEFAULT_COALESCE_TIMEOUT,
                 hit_for_miss: DEFAULT_HIT_FOR_MISS,
                 keyed_headers: Vec::new(),
+                strip: Vec::new(),
                 metrics: RouteMetrics::new(crate::metrics::DEFAULT_ROUTE_LABEL),
             },
             errors: Vec::new(),
@@ -419,6 +444,34 @@ impl CachePolicyBuilder {
         S: Into<String>,
     {
         self.inner.key.query = QueryFilter::Deny(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Removes these request headers before the origin sees a request
+    /// whose response may be stored (a miss, a revalidation, a background
+    /// refresh): for headers the application might read but the key should
+    /// not split on, so that no stored response depends on them. Requests
+    /// that pass through uncached keep them.
+    ///
+    /// Every request header reaches the handler unless stripped, but only
+    /// the keyed ones ([`vary`](Self::vary), the tenant header,
+    /// `Authorization` with [`key_by_principal`](Self::key_by_principal))
+    /// and those the response's `Vary` names choose the stored response. A
+    /// handler that reads another header (`X-Forwarded-Host`, `Cookie`,
+    /// `User-Agent`...) to build a shared response must have the policy key
+    /// by it, strip it, or answer `Vary` or `Cache-Control: private`.
+    pub fn strip_request_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for name in headers {
+            match HeaderName::from_bytes(name.as_ref().as_bytes()) {
+                Ok(h) if !self.inner.strip.contains(&h) => self.inner.strip.push(h),
+                Ok(_) => {}
+                Err(e) => self.errors.push(ConfigError::invalid("strip_request_headers", e)),
+            }
+        }
         self
     }
 

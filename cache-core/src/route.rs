@@ -121,6 +121,22 @@ impl Policies {
         }
     }
 
+    /// Every policy replaced by `f(policy)`: the default, those of routes
+    /// and path patterns (a layer that must key every policy by some
+    /// header uses it with [`CachePolicy::keyed_by`]).
+    #[must_use]
+    pub fn map(mut self, f: impl Fn(&CachePolicy) -> CachePolicy) -> Self {
+        let apply = |policy: &mut Option<CachePolicy>| {
+            if let Some(p) = policy {
+                *p = f(p);
+            }
+        };
+        apply(&mut self.default);
+        self.routes.values_mut().for_each(apply);
+        self.paths.iter_mut().for_each(|(_, policy)| apply(policy));
+        self
+    }
+
     /// Sets the policy of the requests no route or path pattern matches
     /// (`None`: they pass through uncached).
     #[must_use]

@@ -72,6 +72,7 @@ macro_rules! behaviour_suite {
             personal_304s_are_not_stored,
             cache_status_appends_its_member,
             unparseable_directives_fail_closed,
+            unkeyed_request_parts_do_not_shape_stored_responses,
             tags_and_cdn_headers_go_downstream,
             cdn_cache_control_target,
             cdn_cache_control_forbids_stale,

@@ -82,6 +82,7 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/validated", ok(p().ttl("60s"))),
         ("/revalidated/{mode}", ok(p().ttl("60s"))),
         ("/behind-cdn", ok(p().ttl("60s"))),
+        ("/stripped", ok(p().ttl("60s").strip_request_headers(["x-forwarded-host"]))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),
         (
             "/tagged/{id}",
@@ -254,6 +255,7 @@ impl Origin {
             }
             "revalidated" => revalidated(&req),
             "unparseable" => unparseable(&req),
+            "stripped" => text(format!("xfh {:?}", req.headers.get("x-forwarded-host"))),
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
             "slow-uncacheable" => self.slow_uncacheable().await,
             "slow-vary" => {

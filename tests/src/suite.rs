@@ -842,6 +842,25 @@ pub async fn unparseable_directives_fail_closed<A: Adapter>() {
     }
 }
 
+/// What reaches the handler unkeyed cannot shape a stored response: a
+/// policy strips the headers it names from requests whose responses may be
+/// stored, and a `GET` with a body is passed through, neither served from
+/// nor stored in the cache.
+pub async fn unkeyed_request_parts_do_not_shape_stored_responses<A: Adapter>() {
+    let s = start::<A>().await;
+    let r = s.get("/stripped").header("x-forwarded-host", "evil.example").send().await.unwrap();
+    assert_eq!(header(&r, "x-cache"), "MISS");
+    assert_eq!(r.text().await.unwrap(), "xfh None", "stripped before the origin");
+    let (_, x_cache, _, body) = fetch(&s, "/stripped").await;
+    assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "xfh None"));
+
+    fetch(&s, "/plain/9").await;
+    let r = s.get("/plain/9").body("a body").send().await.unwrap();
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=bypass");
+    assert_eq!(s.origin.calls("/plain/9"), 2);
+    assert_eq!(fetch(&s, "/plain/9").await.1, "HIT", "the bypass stored nothing");
+}
+
 /// Tags in `Surrogate-Key` and `Cache-Tag` and the policy's
 /// `CDN-Cache-Control`, for a CDN in front, on stored and served responses.
 pub async fn tags_and_cdn_headers_go_downstream<A: Adapter>() {

@@ -10,7 +10,7 @@ use super::ROUTE_FIELDS;
 use crate::{CacheMode, CachePolicy, CachePolicyBuilder, ConfigError, TagTemplate, Ttl};
 
 /// Every policy field, in the order errors list them.
-pub(super) const POLICY_FIELDS: [&str; 28] = [
+pub(super) const POLICY_FIELDS: [&str; 29] = [
     "mode",
     "ttl",
     "stale_while_revalidate",
@@ -28,6 +28,7 @@ pub(super) const POLICY_FIELDS: [&str; 28] = [
     "query_deny",
     "ignore_query",
     "vary",
+    "strip_request_headers",
     "tags",
     "downstream_cache_control",
     "downstream_cdn_cache_control",
@@ -135,6 +136,7 @@ pub(super) fn policy_builder(table: &Table) -> Result<CachePolicyBuilder, FieldE
             "query_allow" => b.query_allow(strings(field, Some(value))?),
             "query_deny" => b.query_deny(strings(field, Some(value))?),
             "vary" => b.vary(strings(field, Some(value))?),
+            "strip_request_headers" => b.strip_request_headers(strings(field, Some(value))?),
             "tags" => strings(field, Some(value))?.iter().fold(b, |b, t| b.tag(t)),
             "downstream_cache_control" => b.downstream_cache_control(string(field, value)?),
             "downstream_cdn_cache_control" => b.downstream_cdn_cache_control(string(field, value)?),

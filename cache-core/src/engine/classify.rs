@@ -33,12 +33,16 @@ pub(crate) fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
     };
     let mut tenant_seen = false;
     let mut authorization = false;
-    for name in parts.headers.iter().map(|(name, _)| name) {
+    for (name, value) in &parts.headers {
         if *name == header::RANGE || *name == header::IF_MATCH || *name == header::IF_UNMODIFIED_SINCE || *name == header::IF_RANGE {
             return Class::Pass(Fwd::Bypass);
         }
         if *name == header::AUTHORIZATION {
             authorization = true;
+        }
+        // A body on a GET or HEAD reaches the handler, and no key holds it.
+        if *name == header::TRANSFER_ENCODING || (*name == header::CONTENT_LENGTH && value != "0") {
+            return Class::Pass(Fwd::Bypass);
         }
         if tenant == Some(name) {
             if tenant_seen {

@@ -66,11 +66,14 @@ fn concat(frames: VecDeque<Frame<Bytes>>, len: usize) -> Bytes {
 
 /// The request sent to the origin on a miss: without the client's
 /// conditionals (the cache answers those itself, and needs a full response
-/// to store), and as `GET` for a `HEAD`.
+/// to store) and the headers the policy strips, and as `GET` for a `HEAD`.
 fn origin_request<B>(ex: &Exchange<'_>, body: B) -> Request<B> {
     let mut parts = ex.parts.clone();
     parts.headers.remove(header::IF_NONE_MATCH);
     parts.headers.remove(header::IF_MODIFIED_SINCE);
+    for name in &ex.policy.strip {
+        parts.headers.remove(name);
+    }
     if parts.method == Method::HEAD {
         parts.method = Method::GET;
     }

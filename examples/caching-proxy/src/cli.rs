@@ -50,6 +50,11 @@ pub struct Args {
     /// argument, other users cannot see in `ps`).
     #[arg(long, value_name = "TOKEN", env = "CACHING_PROXY_PURGE_TOKEN", hide_env_values = true)]
     pub purge_token: Option<PurgeAuth>,
+    /// Keep the `X-Forwarded-*` and `Forwarded` headers of requests from
+    /// this address (a load balancer in front); repeat for several. From
+    /// any other client they are replaced by the proxy's own.
+    #[arg(long, value_name = "ADDR")]
+    pub trust_forwarded_from: Vec<std::net::IpAddr>,
 }
 
 impl Args {
@@ -63,6 +68,7 @@ impl Args {
             max_body_size: self.max_body_size,
             cache_table: self.config.clone(),
             purge_token: self.purge_token.clone(),
+            trusted_proxies: self.trust_forwarded_from.clone(),
         }
     }
 }
@@ -113,6 +119,10 @@ mod tests {
             "edge",
             "--max-body-size",
             "2048",
+            "--trust-forwarded-from",
+            "10.0.0.2",
+            "--trust-forwarded-from",
+            "::1",
         ])
         .unwrap();
         let config = args.config();
@@ -121,6 +131,10 @@ mod tests {
         assert_eq!(config.upstream_timeout, Duration::from_secs(90));
         assert_eq!((config.cache_capacity_bytes, config.max_body_size), (1024, 2048));
         assert_eq!(config.cache_name, "edge");
+        assert_eq!(
+            config.trusted_proxies,
+            ["10.0.0.2".parse::<std::net::IpAddr>().unwrap(), "::1".parse().unwrap()]
+        );
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Config {
     /// The token of the purge API (`PURGE <url>`, `POST /purge`); without
     /// one, those requests are forwarded like any other. Default: `None`.
     pub purge_token: Option<PurgeAuth>,
+    /// Addresses of proxies in front (load balancers) whose
+    /// `X-Forwarded-*` and `Forwarded` headers are kept rather than
+    /// replaced (see [`Forwarding`](crate::Forwarding)). Default: none.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -61,6 +65,7 @@ impl Config {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             cache_table: None,
             purge_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use cache_core::BoxError;
 use http::{Extensions, Method, Request, Response, StatusCode, Version, header};
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Either, Empty, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -37,7 +37,8 @@ pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The address of the client that sent a request: a request extension the
-/// server adds, read for `X-Forwarded-For`.
+/// server adds, read by [`Forwarding`](crate::Forwarding) for
+/// `X-Forwarded-For` and `Forwarded`, and to recognise trusted proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
@@ -48,10 +49,11 @@ pub struct ClientAddr(pub SocketAddr);
 /// the fields it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
 /// `Transfer-Encoding`, `Upgrade`, `Proxy-Authorization`,
 /// `Proxy-Authenticate`) are removed; `Host` becomes the upstream's
-/// authority; `Via: 1.1 caching-proxy` and, from the [`ClientAddr`]
-/// extension, `X-Forwarded-For` are appended; the request goes as
-/// HTTP/1.1. On the way down: hop-by-hop fields removed and `Via`
-/// appended. Bodies stream both ways.
+/// authority; `Via: 1.1 caching-proxy` is appended; a `GET` or `HEAD`
+/// goes without its body; the request goes as HTTP/1.1 (the forwarding
+/// headers are [`Forwarding`](crate::Forwarding)'s, in front of the
+/// cache). On the way down: hop-by-hop fields removed and `Via` appended.
+/// Bodies stream both ways.
 ///
 /// Never fails: an upstream that cannot be reached (or breaks the
 /// exchange) gets the client `502 Bad Gateway`, one that sends no response
@@ -90,16 +92,20 @@ impl Forward {
             return Err(Unforwardable::Connect);
         }
         parts.uri = self.upstream.uri(parts.uri.path_and_query()).map_err(|_| Unforwardable::Target)?;
-        let client = parts.extensions.get::<ClientAddr>().map(|addr| addr.0.ip());
         headers::remove_hop_by_hop(&mut parts.headers);
         headers::append_via(&mut parts.headers, parts.version);
-        if let Some(client) = client {
-            headers::append_forwarded_for(&mut parts.headers, client);
-        }
         parts.headers.insert(header::HOST, self.upstream.host().clone());
         parts.version = Version::HTTP_11;
         parts.extensions = Extensions::new();
-        Ok(Request::from_parts(parts, body.map_err(Into::into).boxed_unsync()))
+        // No key holds a GET's body: the upstream never sees one.
+        let body = match parts.method {
+            Method::GET | Method::HEAD => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Empty::new().map_err(|never| match never {}).boxed_unsync()
+            }
+            _ => body.map_err(Into::into).boxed_unsync(),
+        };
+        Ok(Request::from_parts(parts, body))
     }
 }
 
@@ -222,7 +228,6 @@ mod tests {
         assert_eq!(up.version(), Version::HTTP_11);
         assert_eq!(up.headers()[header::HOST], "127.0.0.1:8000");
         assert_eq!(up.headers()[header::VIA], "1.0 caching-proxy");
-        assert_eq!(up.headers()[headers::X_FORWARDED_FOR], "192.0.2.1");
         assert!(up.extensions().get::<ClientAddr>().is_none());
     }
 

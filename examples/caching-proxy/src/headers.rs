@@ -72,7 +72,7 @@ pub(crate) fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
 }
 
 /// Sets `name` to one list: its present values, then `entry`.
-fn append_to_list(headers: &mut HeaderMap, name: HeaderName, entry: &HeaderValue) {
+pub(crate) fn append_to_list(headers: &mut HeaderMap, name: HeaderName, entry: &HeaderValue) {
     let mut list = Vec::new();
     for value in headers.get_all(&name) {
         list.extend_from_slice(value.as_bytes());

@@ -15,6 +15,7 @@
 //! | `--cache-name`       | `caching-proxy`  | the name in `Cache-Status`                                    |
 //! | `--max-body-size`    | 1 MiB            | largest body stored; larger ones stream through uncached      |
 //! | `--purge-token`      | none             | serve the purge API to `Authorization: Bearer TOKEN`          |
+//! | `--trust-forwarded-from` | none         | keep the `X-Forwarded-*` / `Forwarded` of this proxy in front (repeatable) |
 //!
 //! `RUST_LOG` sets the log filter (default `info`; `cache_core=debug` logs
 //! why a response was not stored). Ctrl-C stops accepting, lets the requests
@@ -33,12 +34,20 @@
 //!   `Proxy-Authorization` and `Proxy-Authenticate`.
 //! - `Host` is the upstream's authority as given in `--upstream`
 //!   (`127.0.0.1:8000`), as nginx's `proxy_pass` does by default
-//!   (`proxy_set_header Host $proxy_host`): the origin sees one host
-//!   whatever name clients used, which is also why the cache key need not
-//!   include the client's `Host`.
+//!   (`proxy_set_header Host $proxy_host`); the `Host` the client sent goes
+//!   in `X-Forwarded-Host`.
+//! - The forwarding headers are the proxy's own ([`Forwarding`]): from a
+//!   client, `X-Forwarded-For`, `-Host`, `-Proto`, `-Port`, `-Prefix`,
+//!   `-Server`, `X-Real-IP` and `Forwarded` are dropped, then
+//!   `X-Forwarded-For` (the client's address), `X-Forwarded-Host` (its
+//!   `Host`), `X-Forwarded-Proto: http` and `Forwarded` (the same three)
+//!   are set. A load balancer in front, named with
+//!   `--trust-forwarded-from`, keeps its own and the proxy appends to them.
+//!   A `GET` or `HEAD` is forwarded without its body. So a client cannot
+//!   make the upstream build a page for another host or scheme that the
+//!   cache would then serve to everyone (web cache poisoning).
 //! - `Via: 1.1 caching-proxy` is appended to requests and responses (to an
-//!   existing `Via` list if there is one), and the client's address to
-//!   `X-Forwarded-For`.
+//!   existing `Via` list if there is one).
 //! - An upstream that cannot be reached, or that breaks the exchange, gives
 //!   `502 Bad Gateway`; one that sends no response head within
 //!   `--upstream-timeout` gives `504 Gateway Timeout`. Both have a one-line
@@ -61,8 +70,11 @@
 //!   is fetched as `GET`, so that its response can be stored. Other methods
 //!   pass through, and a successful `POST`, `PUT`, `PATCH` or `DELETE` drops
 //!   the entries of its URI.
-//! - The key is the path and the whole query, plus the request headers the
-//!   response's `Vary` names.
+//! - The key is `Host`, the path and the whole query, plus the request
+//!   headers the response's `Vary` names (with `--trust-forwarded-from`,
+//!   also `X-Forwarded-Host` and `X-Forwarded-Proto`): every request
+//!   header the upstream may build a page from without saying so in `Vary`
+//!   is either keyed or set by the proxy.
 //! - Responses marked `private` or `no-store`, with `Set-Cookie`, or to a
 //!   request with `Authorization` (unless marked `public`, `s-maxage` or
 //!   `must-revalidate`) are not stored.
@@ -116,6 +128,7 @@ pub mod cli;
 mod config;
 mod error;
 mod forward;
+mod forwarding;
 mod headers;
 pub mod metrics;
 mod server;
@@ -131,15 +144,17 @@ use crate::metrics::{Endpoint, MetricsService};
 pub use config::{Config, DEFAULT_CACHE_CAPACITY_BYTES, DEFAULT_CACHE_NAME, DEFAULT_MAX_BODY_SIZE, DEFAULT_UPSTREAM_TIMEOUT, Upstream};
 pub use error::ProxyError;
 pub use forward::{ClientAddr, Forward, ProxyBody};
+pub use forwarding::{FORWARDED, Forwarding, X_FORWARDED_HOST, X_FORWARDED_PROTO};
 pub use headers::{VIA_PSEUDONYM, X_FORWARDED_FOR};
 pub use server::{serve, serve_with_shutdown};
 
 /// The whole proxy as a tower service: the metrics endpoint (inert unless
 /// [`Proxy::with_metrics`]) in front of the purge API (inert without a
-/// token), in front of the cache, in front of [`Forward`].
+/// token), in front of the forwarding headers ([`Forwarding`]), in front of
+/// the cache, in front of [`Forward`].
 ///
 /// It takes any request body of [`Bytes`](bytes::Bytes) and never fails.
-pub type ProxyService = MetricsService<PurgeService<CacheService<Forward>>>;
+pub type ProxyService = MetricsService<PurgeService<Forwarding<CacheService<Forward>>>>;
 
 /// A configured proxy: its service and the cache it serves from. Cheap to
 /// clone; clones share the cache and the upstream connection pool.
@@ -183,9 +198,14 @@ impl Proxy {
             Some(path) => Policies::from_toml_file(path)?.fallback(policy),
             None => Policies::new(policy),
         };
+        // What the upstream may read of the request's host and scheme is
+        // keyed, whichever policy applies.
+        let keyed = keyed_forwarding_headers(config);
+        let policies = policies.map(|policy| policy.keyed_by(&keyed));
         let purger = config.purge_token.clone().map(|token| Purger::new(&cache, token));
         let purge = PurgeLayer::new(purger, policies.clone()).endpoint(PURGE_PATH);
-        let service = purge.layer(CacheLayer::new(&cache, policies).layer(Forward::new(config)));
+        let cached = CacheLayer::new(&cache, policies).layer(Forward::new(config));
+        let service = purge.layer(Forwarding::new(cached, &config.trusted_proxies));
         let service = MetricsService::new(service);
         Ok(Proxy { service, cache })
     }
@@ -210,6 +230,17 @@ impl Proxy {
     pub fn cache(&self) -> &Cache {
         &self.cache
     }
+}
+
+/// The request headers every policy of the proxy keys by: `Host`, and with
+/// trusted proxies in front, the `X-Forwarded-Host` and `X-Forwarded-Proto`
+/// they set (otherwise the proxy sets those from `Host` and its own scheme).
+fn keyed_forwarding_headers(config: &Config) -> Vec<http::HeaderName> {
+    let mut keyed = vec![http::header::HOST];
+    if !config.trusted_proxies.is_empty() {
+        keyed.extend([X_FORWARDED_HOST, X_FORWARDED_PROTO]);
+    }
+    keyed
 }
 
 /// The cache policy of every path: [`CacheMode::Rfc9111`], storing bodies

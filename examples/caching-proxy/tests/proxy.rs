@@ -261,8 +261,14 @@ async fn every_method_is_forwarded_with_path_query_and_body() {
         let seen = setup.upstream.only(&path);
         assert_eq!(seen.method, method);
         assert_eq!(seen.query.as_deref(), Some(query), "{method}");
-        assert_eq!(seen.body, body.as_bytes(), "{method}");
         assert_eq!(seen.headers["x-custom"], "kept as sent", "{method}");
+        if method == Method::GET {
+            // No key holds a GET's body: the upstream never sees one.
+            assert!(seen.body.is_empty(), "{method}");
+            assert!(!seen.headers.contains_key(header::CONTENT_LENGTH), "{method}");
+            continue;
+        }
+        assert_eq!(seen.body, body.as_bytes(), "{method}");
         assert_eq!(seen.headers[header::CONTENT_LENGTH], body.len().to_string().as_str(), "{method}");
     }
 
@@ -395,10 +401,9 @@ async fn x_forwarded_for_lists_the_client() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        setup.upstream.only("/behind-another-proxy").headers["x-forwarded-for"],
-        "203.0.113.9, 127.0.0.1"
-    );
+    // A client is not a trusted proxy: what it says it forwarded is
+    // replaced (see tests/poisoning.rs for a trusted one).
+    assert_eq!(setup.upstream.only("/behind-another-proxy").headers["x-forwarded-for"], "127.0.0.1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
