@@ -15,7 +15,11 @@
 //!    the entries of their own URI and the tags their route declares.
 //! 2. **Key.** Built by the policy's [`KeySpec`]: namespace, version, tenant,
 //!    path, allowed query parameters in sorted order, varied headers; escaped
-//!    so that no two different requests share a key.
+//!    so that no two different requests share a key. The path and query are
+//!    keyed by their bytes, with only the escapes of unreserved characters
+//!    decoded (`/p/%34%32` is `/p/42`; `%FF` is not `%FE`, `+` is not
+//!    `%20`): see [`key`]. A `GET` with a body, a repeated
+//!    tenant header, `Range` and the `If-Match` family pass through.
 //! 3. **Lookup.** A fresh entry whose `Vary` matches is a hit. A store error
 //!    counts as a miss.
 //! 4. **Conditional requests.** `If-None-Match` (weak comparison, lists,
@@ -30,8 +34,14 @@
 //!    `Authorization` on the request unless the policy keys by principal or
 //!    the response is marked `public`/`s-maxage`/`must-revalidate`; a body
 //!    within the size limit (read up to the limit only; a larger body streams
-//!    through). An `ETag` is generated when the origin sent none.
-//! 7. **Respond.** `Age`, `Cache-Status` (RFC 9211) and `X-Cache`, and the
+//!    through). An `ETag` is generated when the origin sent none. The same
+//!    rules decide whether a `304` that revalidates a stored entry updates
+//!    it (RFC 9111 §4.3.4): a `304` that sets a cookie or says `private` or
+//!    `no-store` answers the client that asked and changes nothing that
+//!    others are served. A `Cache-Control` or `Vary` the cache cannot fully
+//!    parse forbids storing: what it could not read might have.
+//! 7. **Respond.** `Age`, `Cache-Status` (RFC 9211: this cache's member after
+//!    those of caches further in) and `X-Cache`, and the
 //!    policy's downstream `Cache-Control`. The request headers the key
 //!    depends on (tenant header, varied headers) are added to `Vary`, so
 //!    that caches further down never mix tenants. `HEAD` is answered from a
@@ -41,6 +51,31 @@
 //!    tags. A fetch that overlaps an invalidation is not stored, so an
 //!    update is never hidden by the response of a request that started
 //!    before it.
+//!
+//! # What reaches the handler unkeyed
+//!
+//! The handler sees the whole request; the cache key holds only the parts
+//! above. A stored response must therefore not depend on anything else, or
+//! say so:
+//!
+//! - **Headers** other than the keyed ones (the tenant header, the policy's
+//!   [`vary`](CachePolicyBuilder::vary) list, `Authorization` with
+//!   [`key_by_principal`](CachePolicyBuilder::key_by_principal)) reach the
+//!   handler unkeyed: `Cookie`, `User-Agent`, `X-Forwarded-Host`,
+//!   `X-Forwarded-Proto`, `Forwarded`, `Accept-*`... A handler that builds a
+//!   shared response from one of them must have the policy key by it
+//!   (`vary`), strip it before the handler
+//!   ([`strip_request_headers`](CachePolicyBuilder::strip_request_headers)),
+//!   or answer with `Vary: <name>` or `Cache-Control: private`. Forwarding
+//!   headers in particular come from the client unless a proxy in front
+//!   replaces them (the caching proxy example does).
+//! - **A body on `GET` or `HEAD`** is never keyed: such a request bypasses
+//!   the cache.
+//! - **Path parameters** are keyed as the path is; tag templates see them
+//!   percent-decoded, as `Path` extractors do. A handler that parses a
+//!   parameter (`Path<u64>` accepts `042` and `+42` for `42`) answers
+//!   several keys with one resource: tag its responses from the parsed
+//!   value ([`CacheHints::tag`]) so that invalidation reaches them all.
 //!
 //! # Consistency
 //!
