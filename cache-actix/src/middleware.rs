@@ -199,8 +199,11 @@ fn insert_invalidator(req: &ServiceRequest, cache: &Cache) {
 }
 
 /// The matched resource's path parameters, for tag templates.
+/// The matched resource's parameters. actix-web's `match_info` decodes
+/// every escape but `%25`, `%2F` and `%2B`; `web::Path` decodes those too,
+/// which `param_encoded` does.
 fn route_match(req: &HttpRequest) -> RouteMatch {
     req.match_info()
         .iter()
-        .fold(RouteMatch::default(), |route, (name, value)| route.param(name, value))
+        .fold(RouteMatch::default(), |route, (name, value)| route.param_encoded(name, value))
 }

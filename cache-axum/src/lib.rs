@@ -154,6 +154,8 @@ const AXUM_ROUTE: RouteInfo = RouteInfo {
     params: axum_params,
 };
 
+/// The path parameters as `Path` gives them to handlers: `RawPathParams`
+/// holds them percent-decoded.
 fn axum_params(parts: &mut Parts) -> Vec<(String, String)> {
     // Path parameters are extracted synchronously; the future is ready at once.
     match RawPathParams::from_request_parts(parts, &()).now_or_never() {

@@ -20,11 +20,13 @@
 //! - escapes of unreserved characters are decoded (RFC 3986 §6.2.2.2:
 //!   `/products/%34%32` is `/products/42`); every other escape keeps its
 //!   bytes (`%2F` is not `/`, `%FF` is not `%FE`, `+` is not `%20`), and a
-//!   `%` that starts no escape counts as `%25`;
-//! - query parameters are sorted by name, so `?b=2&a=1` and `?a=1&b=2` share
-//!   a key (the values of one name keep their order: `?a=1&a=2` is not
-//!   `?a=2&a=1`); an application whose answer depends on the order of
-//!   different names must not share its responses this way;
+//!   `%` that starts no escape (not a valid URI) is keyed apart from every
+//!   escape, `%25` included;
+//! - query parameters are sorted by name (as a form decoder reads it), so
+//!   `?b=2&a=1` and `?a=1&b=2` share a key (the values of one name keep
+//!   their order: `?a=1&a=2` is not `?a=2&a=1`, nor `?x+y=1&x%20y=2`
+//!   `?x%20y=2&x+y=1`); an application whose answer depends on the order
+//!   of different names must not share its responses this way;
 //! - empty parameters (`?a=1&&b=2`) are dropped, as every query parser
 //!   drops them. `?a` and `?a=` stay different.
 //!
@@ -292,24 +294,26 @@ impl KeySpec {
         if matches!(self.query, QueryFilter::None) {
             return;
         }
-        let mut pairs: Vec<(Cow<'_, str>, Option<Cow<'_, str>>)> = query
+        let mut pairs: Vec<QueryParam<'_>> = query
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| match pair.split_once('=') {
-                Some((name, value)) => (name, Some(value)),
-                None => (pair, None),
+                Some((name, value)) => (form_decoded(name), name, Some(value)),
+                None => (form_decoded(pair), pair, None),
             })
-            .filter(|(name, _)| matches!(self.query, QueryFilter::All) || self.query.keeps(&form_decoded(name)))
-            .map(|(name, value)| {
+            .filter(|(decoded, _, _)| self.query.keeps(decoded))
+            .map(|(decoded, name, value)| {
                 (
+                    decoded,
                     crate::percent::decode_unreserved(name),
                     value.map(crate::percent::decode_unreserved),
                 )
             })
             .collect();
-        // Stable: the values of one name keep their order.
+        // By the name an application reads, stable: the values of one name
+        // keep their order, whichever way each spells the name.
         pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (name, value)) in pairs.iter().enumerate() {
+        for (i, (_, name, value)) in pairs.iter().enumerate() {
             if i > 0 {
                 out.push('&');
             }
@@ -334,6 +338,10 @@ impl KeySpec {
         }
     }
 }
+
+/// One query parameter: its name as a form decoder reads it, then its name
+/// and value in the key's normal form.
+type QueryParam<'a> = (Cow<'a, str>, Cow<'a, str>, Option<Cow<'a, str>>);
 
 /// A query parameter name as `application/x-www-form-urlencoded` decodes
 /// it, to compare with a [`QueryFilter`]'s names.

@@ -45,13 +45,21 @@ impl RouteMatch {
         }
     }
 
-    /// Adds a path parameter, as it appears in the request's path
-    /// (percent-encoded); tag templates read it percent-decoded, as the
-    /// framework's `Path` extractor does.
+    /// Adds a path parameter, percent-decoded as the framework's `Path`
+    /// extractor gives it to the handler (what tag templates are filled
+    /// with).
     #[must_use]
     pub fn param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.params.push((name.into(), value.into()));
         self
+    }
+
+    /// Adds a path parameter as it appears in the request's path
+    /// (percent-encoded): it is decoded as [`param`](Self::param) expects.
+    #[must_use]
+    pub fn param_encoded(self, name: impl Into<String>, value: &str) -> Self {
+        let value = crate::percent::decode(value).into_owned();
+        self.param(name, value)
     }
 
     /// Adds a tag to drop when the request is an unsafe one (`POST`, `PUT`,
@@ -254,12 +262,17 @@ impl<'a> Selection<'a> {
                 .captures(path)
                 .unwrap_or_default()
                 .into_iter()
-                .fold(RouteMatch::new(pattern.as_str()), |route, (name, value)| route.param(name, value)),
+                .fold(RouteMatch::new(pattern.as_str()), |route, (name, value)| {
+                    route.param_encoded(name, &value)
+                }),
             None => framework,
         };
         if is_unsafe(&parts.method) {
             for rule in self.policies.rules.iter() {
-                if let Some(captures) = rule.captures(&parts.method, path) {
+                if let Some(mut captures) = rule.captures(&parts.method, path) {
+                    for (_, value) in &mut captures {
+                        *value = crate::percent::decode(value).into_owned();
+                    }
                     let tenant = rule.policy.tenant(parts);
                     let ctx = TagContext {
                         tenant: tenant.as_deref(),

@@ -11,8 +11,8 @@ use crate::error::ConfigError;
 /// Placeholders:
 /// - `{tenant}`: the request's tenant (from the policy's key spec);
 /// - `{header.NAME}`: the value of request header `NAME`;
-/// - `{NAME}`: the path parameter `NAME` of the matched route,
-///   percent-decoded as the framework's `Path` extractors decode it
+/// - `{NAME}`: the path parameter `NAME` of the matched route, as the
+///   framework's `Path` extractor gives it to the handler (percent-decoded)
 ///   (`/products/%34%32` fills `{id}` with `42`). A handler that reads the
 ///   parameter as a number also accepts spellings the tag keeps apart
 ///   (`042`, `+42`): tag such responses from the parsed value with
@@ -64,7 +64,7 @@ impl TagTemplate {
                 Part::Literal(s) => out.push_str(s),
                 Part::Tenant => out.push_str(ctx.tenant?),
                 Part::Header(name) => out.push_str(ctx.headers.get(name)?.to_str().ok()?),
-                Part::Param(name) => out.push_str(&crate::percent::decode(param(ctx.params, name)?)),
+                Part::Param(name) => out.push_str(param(ctx.params, name)?),
             }
         }
         Some(out)

@@ -359,7 +359,8 @@ impl Origin {
 /// `/revalidated/{mode}`: `ETag: "r1"` always; a `304` to a matching
 /// `If-None-Match`. To a client that sends a cookie, the 304 is personal:
 /// it names the client in `x-for` and, by mode, sets the cookie again
-/// (`cookie`), says `private` (`private`) or `no-store` (`no-store`).
+/// (`cookie`), says `private` (`private`), `no-store` (`no-store`) or
+/// `Vary: Cookie` (`vary`).
 fn revalidated(req: &OriginRequest) -> OriginResponse {
     let mode = req.path.trim_start_matches("/revalidated/");
     if req.headers.get(header::IF_NONE_MATCH).is_none_or(|v| v != "\"r1\"") {
@@ -378,6 +379,7 @@ fn revalidated(req: &OriginRequest) -> OriginResponse {
             r.headers.insert(header::SET_COOKIE, cookie);
         }
         "private" => r = r.header(header::CACHE_CONTROL, "private"),
+        "vary" => r = r.header(header::VARY, "Cookie"),
         _ => r = r.header(header::CACHE_CONTROL, "no-store"),
     }
     r

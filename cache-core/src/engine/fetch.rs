@@ -164,7 +164,15 @@ impl Cache {
                     // was, and waiters revalidate for themselves.
                     tracing::debug!(reason = refusal.reason, "revalidated response not stored");
                     drop(leader);
-                    self.respond_entry(ex.head(), &personal, status, self.inner.clock.now_ms())
+                    let mut response = self.respond_entry(ex.head(), &personal, status, self.inner.clock.now_ms());
+                    if response.status() == StatusCode::NOT_MODIFIED {
+                        // The client's own conditional matched: its cookie
+                        // still goes with the 304 it gets.
+                        for cookie in personal.headers.get_all(header::SET_COOKIE) {
+                            response.headers_mut().append(header::SET_COOKIE, cookie.clone());
+                        }
+                    }
+                    response
                 }
             });
         }

@@ -165,6 +165,10 @@ impl Cache {
                 entry.headers.append(name.clone(), value.clone());
             }
         }
+        // A 304 may name other request headers in `Vary`: the entry is for
+        // this request's values of them.
+        super::respond::add_vary(&mut entry.headers, &ex.policy.keyed_headers);
+        entry.vary = self.varied_values(ex, &entry.headers);
         let now = self.inner.clock.now_ms();
         let fresh_for = hints.ttl_override().unwrap_or_else(|| match ex.policy.mode {
             CacheMode::Rfc9111 => rfc::freshness(&CacheControl::from_headers(&entry.headers), &entry.headers, entry.status, now),

@@ -19,35 +19,51 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// `Forwarded` (RFC 7239).
 pub const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Forwarding fields a client could send to make the upstream build a
-/// page for another host, scheme or address: dropped unless the client is
-/// a trusted proxy.
-const SPOOFABLE: [HeaderName; 8] = [
-    headers::X_FORWARDED_FOR,
-    X_FORWARDED_HOST,
-    X_FORWARDED_PROTO,
+/// Fields a client could send to make the upstream build a page for
+/// another host, scheme, path or address, which the proxy neither keys nor
+/// sets: always dropped. (`X-Forwarded-For`, `-Host` and `-Proto` are
+/// dropped too unless the client is a trusted proxy.)
+const SPOOFABLE: [HeaderName; 14] = [
+    FORWARDED,
     HeaderName::from_static("x-forwarded-port"),
     HeaderName::from_static("x-forwarded-prefix"),
     HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("front-end-https"),
     HeaderName::from_static("x-real-ip"),
-    FORWARDED,
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-http-method-override"),
 ];
+
+/// What a trusted proxy in front may say: kept from it, keyed by the cache.
+const FROM_TRUSTED: [HeaderName; 3] = [headers::X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO];
 
 /// Sets the forwarding headers of every request, in front of the cache, so
 /// that what the upstream reads of them is either the proxy's own word or
 /// part of the cache key (web cache poisoning through unkeyed headers is
 /// not possible):
 ///
+/// - First the hop-by-hop fields go, with every field `Connection` names,
+///   so that a client cannot have a field the cache keys by (or one this
+///   layer sets) removed on the way to the upstream.
 /// - From a client that is not a trusted proxy, `X-Forwarded-For`,
-///   `-Host`, `-Proto`, `-Port`, `-Prefix`, `-Server`, `X-Real-IP` and
-///   `Forwarded` are dropped. Then `X-Forwarded-For` gets the client's
-///   address ([`ClientAddr`]), `X-Forwarded-Host` the request's `Host`,
-///   `X-Forwarded-Proto` `http`, and `Forwarded` an element saying the
-///   same (`for=192.0.2.7;host="shop.example";proto=http`).
-/// - From a trusted proxy (a load balancer in front, by address), its
-///   fields are kept: the client's address is appended to its
-///   `X-Forwarded-For` and an element to its `Forwarded`, and
-///   `X-Forwarded-Host` / `-Proto` are set only where it sent none.
+///   `-Host` and `-Proto` are dropped; from any client, `Forwarded`,
+///   `X-Forwarded-Port`, `-Prefix`, `-Server`, `-Ssl`, `-Scheme`, `-Uri`,
+///   `Front-End-Https`, `X-Real-IP`, `X-Original-URL`, `X-Original-Host`,
+///   `X-Rewrite-URL`, `X-Host` and `X-HTTP-Method-Override`. Then
+///   `X-Forwarded-For` gets the client's address ([`ClientAddr`]),
+///   `X-Forwarded-Host` the request's `Host`, `X-Forwarded-Proto` `http`,
+///   and `Forwarded` the same (`for=192.0.2.7;host="shop.example";
+///   proto=http`).
+/// - From a trusted proxy (a load balancer in front, by address),
+///   `X-Forwarded-For`, `-Host` and `-Proto` are kept: the client's
+///   address is appended to its `X-Forwarded-For`, and `Forwarded` says
+///   what the three say (one element per address).
 /// - A `GET` or `HEAD` loses `Content-Length` and `Transfer-Encoding`: its
 ///   body never reaches the upstream ([`Forward`](crate::Forward) drops
 ///   it), so no stored response depends on it.
@@ -88,6 +104,7 @@ where
         let client = req.extensions().get::<ClientAddr>().map(|addr| addr.0.ip().to_canonical());
         let trusted = client.is_some_and(|ip| self.trusted.contains(&ip));
         let bodiless = matches!(*req.method(), Method::GET | Method::HEAD);
+        headers::remove_hop_by_hop(req.headers_mut());
         set_forwarding(req.headers_mut(), client, trusted);
         if bodiless {
             req.headers_mut().remove(header::CONTENT_LENGTH);
@@ -100,48 +117,65 @@ where
 /// Rewrites the forwarding fields of a request from `client` (see
 /// [`Forwarding`]).
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: Option<IpAddr>, trusted: bool) {
-    if !trusted {
-        for name in &SPOOFABLE {
-            headers.remove(name);
-        }
+    let untrusted: &[HeaderName] = if trusted { &[] } else { &FROM_TRUSTED };
+    for name in SPOOFABLE.iter().chain(untrusted) {
+        headers.remove(name);
     }
     if let Some(client) = client {
         headers::append_forwarded_for(headers, client);
     }
-    let host = headers.get(header::HOST).cloned();
-    if let Some(host) = &host
+    if let Some(host) = headers.get(header::HOST).cloned()
         && !headers.contains_key(X_FORWARDED_HOST)
     {
-        headers.insert(X_FORWARDED_HOST, host.clone());
+        headers.insert(X_FORWARDED_HOST, host);
     }
     if !headers.contains_key(X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
-    let mut element = match client {
-        Some(IpAddr::V4(ip)) => format!("for={ip}"),
-        Some(IpAddr::V6(ip)) => format!("for=\"[{ip}]\""),
-        None => "for=unknown".to_owned(),
+    if let Ok(forwarded) = HeaderValue::try_from(forwarded(headers)) {
+        headers.insert(FORWARDED, forwarded);
+    }
+}
+
+/// `Forwarded` (RFC 7239) saying what `X-Forwarded-For`, `-Host` and
+/// `-Proto` say: one element per address, the last with the host and
+/// scheme.
+fn forwarded(headers: &HeaderMap) -> String {
+    let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let nodes: Vec<String> = text(&headers::X_FORWARDED_FOR)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .map(|node| match node.parse::<IpAddr>() {
+            Ok(IpAddr::V4(ip)) => format!("for={ip}"),
+            Ok(IpAddr::V6(ip)) => format!("for=\"[{ip}]\""),
+            Err(_) => "for=unknown".to_owned(),
+        })
+        .collect();
+    let mut out = if nodes.is_empty() {
+        "for=unknown".to_owned()
+    } else {
+        nodes.join(", ")
     };
-    if let Some(host) = headers.get(X_FORWARDED_HOST).and_then(|h| h.to_str().ok()) {
-        element.push_str(";host=\"");
+    if let Some(host) = text(&X_FORWARDED_HOST) {
+        out.push_str(";host=\"");
         for c in host.chars() {
             if c == '"' || c == '\\' {
-                element.push('\\');
+                out.push('\\');
             }
-            element.push(c);
+            out.push(c);
         }
-        element.push('"');
+        out.push('"');
     }
-    if let Some(proto) = headers.get(X_FORWARDED_PROTO).and_then(|p| p.to_str().ok())
+    if let Some(proto) = text(&X_FORWARDED_PROTO)
         && !proto.is_empty()
         && proto.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     {
-        element.push_str(";proto=");
-        element.push_str(proto);
+        out.push_str(";proto=");
+        out.push_str(proto);
     }
-    if let Ok(element) = HeaderValue::try_from(element) {
-        headers::append_to_list(headers, FORWARDED, &element);
-    }
+    out
 }
 
 #[cfg(test)]
@@ -181,15 +215,17 @@ mod tests {
             ("x-forwarded-host", "shop.example"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-for", "203.0.113.9"),
-            ("forwarded", "for=203.0.113.9;host=shop.example;proto=https"),
+            ("forwarded", "for=203.0.113.9;host=evil.example;proto=https"),
+            ("x-forwarded-prefix", "/evil"),
         ]);
         set_forwarding(&mut h, Some("2001:db8::1".parse().unwrap()), true);
+        assert!(!h.contains_key("x-forwarded-prefix"), "not keyed: never kept");
         assert_eq!(h["x-forwarded-host"], "shop.example");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 2001:db8::1");
         assert_eq!(
             h["forwarded"],
-            "for=203.0.113.9;host=shop.example;proto=https, for=\"[2001:db8::1]\";host=\"shop.example\";proto=https"
+            "for=203.0.113.9, for=\"[2001:db8::1]\";host=\"shop.example\";proto=https"
         );
     }
 }

@@ -72,9 +72,10 @@
 //!   the entries of its URI.
 //! - The key is `Host`, the path and the whole query, plus the request
 //!   headers the response's `Vary` names (with `--trust-forwarded-from`,
-//!   also `X-Forwarded-Host` and `X-Forwarded-Proto`): every request
-//!   header the upstream may build a page from without saying so in `Vary`
-//!   is either keyed or set by the proxy.
+//!   also `X-Forwarded-Host` and `X-Forwarded-Proto`): the forwarding
+//!   headers common frameworks read are keyed, set by the proxy or dropped
+//!   (see [`Forwarding`]). Any other request header the upstream builds a
+//!   shared page from must be named in the response's `Vary`.
 //! - Responses marked `private` or `no-store`, with `Set-Cookie`, or to a
 //!   request with `Authorization` (unless marked `public`, `s-maxage` or
 //!   `must-revalidate`) are not stored.

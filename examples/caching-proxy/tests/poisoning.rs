@@ -105,7 +105,12 @@ async fn forwarding_headers_from_a_client_are_replaced() {
         ("x-forwarded-for", "10.0.0.1"),
     ];
     assert_eq!(h.get("/x", &attack).await, ("MISS".to_owned(), honest.clone()));
-    assert_eq!(h.get("/x", &[]).await, ("HIT".to_owned(), honest));
+    assert_eq!(h.get("/x", &[]).await, ("HIT".to_owned(), honest.clone()));
+
+    // Naming them in `Connection` (hop-by-hop) does not remove them either.
+    let hop = [("connection", "x-forwarded-host, x-forwarded-for, forwarded, x-forwarded-proto")];
+    assert_eq!(h.get("/y", &hop).await, ("MISS".to_owned(), honest.clone()));
+    assert_eq!(h.get("/y", &[]).await, ("HIT".to_owned(), honest));
 }
 
 /// The client's `Host` reaches the upstream (as `X-Forwarded-Host`) and is
