@@ -58,12 +58,12 @@ impl Cache {
         }
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
         let cc = super::rfc::response_directives(ex.policy, &parts.headers);
-        // A shared cache stores `no-cache` responses and revalidates them
-        // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
         if cc.is_malformed() {
             // A directive that could not be read might forbid storing.
             return by_response("response Cache-Control cannot be parsed");
         }
+        // A shared cache stores `no-cache` responses and revalidates them
+        // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
         if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
             return by_response("response Cache-Control forbids storing");
         }
