@@ -250,7 +250,7 @@ impl KeySpec {
     pub fn prefix(&self, tenant: Option<&str>, path_prefix: &str) -> String {
         let mut out = String::new();
         self.write_head(tenant.map(str::as_bytes), &mut out);
-        escape_str_into(&crate::percent::decode_unreserved(path_prefix), &mut out);
+        escape_target_into(path_prefix, &mut out);
         out
     }
 
@@ -283,7 +283,7 @@ impl KeySpec {
             }
             _ => self.write_head(self.tenant(parts).as_deref().map(str::as_bytes), out),
         }
-        escape_str_into(&crate::percent::decode_unreserved(parts.uri.path()), out);
+        escape_target_into(parts.uri.path(), out);
         out.push('?');
         if let Some(query) = parts.uri.query() {
             self.write_query(query, out);
@@ -302,13 +302,6 @@ impl KeySpec {
                 None => (form_decoded(pair), pair, None),
             })
             .filter(|(decoded, _, _)| self.query.keeps(decoded))
-            .map(|(decoded, name, value)| {
-                (
-                    decoded,
-                    crate::percent::decode_unreserved(name),
-                    value.map(crate::percent::decode_unreserved),
-                )
-            })
             .collect();
         // By the name an application reads, stable: the values of one name
         // keep their order, whichever way each spells the name.
@@ -317,10 +310,10 @@ impl KeySpec {
             if i > 0 {
                 out.push('&');
             }
-            escape_str_into(name, out);
+            escape_target_into(name, out);
             if let Some(value) = value {
                 out.push('=');
-                escape_str_into(value, out);
+                escape_target_into(value, out);
             }
         }
     }
@@ -340,8 +333,8 @@ impl KeySpec {
 }
 
 /// One query parameter: its name as a form decoder reads it, then its name
-/// and value in the key's normal form.
-type QueryParam<'a> = (Cow<'a, str>, Cow<'a, str>, Option<Cow<'a, str>>);
+/// and value as written.
+type QueryParam<'a> = (Cow<'a, str>, &'a str, Option<&'a str>);
 
 /// A query parameter name as `application/x-www-form-urlencoded` decodes
 /// it, to compare with a [`QueryFilter`]'s names.
@@ -411,6 +404,47 @@ pub(crate) fn escape_str_into(text: &str, out: &mut String) {
         out.push_str(text.get(run..i).unwrap_or_default());
         push_byte(b, out);
         run = i + 1;
+    }
+    out.push_str(text.get(run..).unwrap_or_default());
+}
+
+/// A piece of a request target escaped as [`escape_str_into`] does, in its
+/// normal form (RFC 3986 §6.2.2.2: escapes of unreserved characters
+/// decoded, other escapes kept, a `%` that starts no escape keyed apart as
+/// `%00`, a byte no target holds), in one pass: a target without `%` (the
+/// path of nearly every request) costs what [`escape_str_into`] costs.
+pub(crate) fn escape_target_into(text: &str, out: &mut String) {
+    out.reserve(text.len());
+    let bytes = text.as_bytes();
+    let (mut run, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if is_plain(b) {
+            i += 1;
+            continue;
+        }
+        out.push_str(text.get(run..i).unwrap_or_default());
+        i += 1;
+        if b != b'%' {
+            push_byte(b, out);
+        } else {
+            match crate::percent::escaped(&bytes[i - 1..]) {
+                // Unreserved characters are plain.
+                Some(decoded) if crate::percent::is_unreserved(decoded) => out.push(char::from(decoded)),
+                // Kept as written: the `%`, escaped, then two hex digits.
+                Some(_) => {
+                    push_byte(b'%', out);
+                    out.push_str(text.get(i..i + 2).unwrap_or_default());
+                }
+                None => {
+                    push_byte(crate::percent::LONE_PERCENT as u8, out);
+                    run = i;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+        run = i;
     }
     out.push_str(text.get(run..).unwrap_or_default());
 }

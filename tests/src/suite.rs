@@ -385,6 +385,19 @@ pub async fn principal_keyed_responses<A: Adapter>() {
         assert_eq!(first, format!("for {:?}", who.map(http::HeaderValue::from_static)));
     }
     assert_eq!(s.origin.calls("/principal"), 3);
+
+    // Repeated credentials: the application might read either, so the
+    // request is neither answered from nor stored under alice's key.
+    let twice = || {
+        s.get("/principal")
+            .header("authorization", "Bearer alice")
+            .header("authorization", "Bearer bob")
+            .send()
+    };
+    assert_eq!(header(&twice().await.unwrap(), "cache-status"), "cache; fwd=bypass");
+    assert_eq!(header(&twice().await.unwrap(), "cache-status"), "cache; fwd=bypass");
+    assert_eq!(s.origin.calls("/principal"), 5);
+    assert_eq!(header(&as_user(Some("Bearer alice")).send().await.unwrap(), "x-cache"), "HIT");
 }
 
 async fn with_lang(s: &Server, path: &str, lang: &str) -> (String, String, String) {

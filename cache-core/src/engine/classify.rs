@@ -38,6 +38,11 @@ pub(crate) fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
             return Class::Pass(Fwd::Bypass);
         }
         if *name == header::AUTHORIZATION {
+            if authorization {
+                // Repeated credentials: which would the application read?
+                // Neither the key nor the store decides for it.
+                return Class::Pass(Fwd::Bypass);
+            }
             authorization = true;
         }
         // A body on a GET or HEAD reaches the handler, and no key holds it.

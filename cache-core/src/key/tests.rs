@@ -317,6 +317,16 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 
+    /// The one-pass escaping of targets is the escaping of their normal form.
+    #[test]
+    fn escaping_a_target_escapes_its_normal_form(s in "([a-z2F%~+/ü:=&]|%[0-9a-fA-F]{2}|%[g-z]){0,24}") {
+        let mut fused = String::new();
+        escape_target_into(&s, &mut fused);
+        let mut reference = String::new();
+        escape_str_into(&crate::percent::decode_unreserved(&s), &mut reference);
+        prop_assert_eq!(fused, reference);
+    }
+
     #[test]
     fn keys_are_bounded(path in "[a-z/%:]{0,600}", tenant in ".{0,300}") {
         let spec = tenant_spec();
