@@ -80,7 +80,10 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
         ("/flaky", ok(p().ttl("60s").stale_if_error("5m"))),
         ("/validated", ok(p().ttl("60s"))),
-        ("/revalidated/{mode}", ok(p().ttl("60s"))),
+        (
+            "/revalidated/{mode}",
+            ok(p().ttl("60s").downstream_cache_control("public, max-age=600")),
+        ),
         ("/behind-cdn", ok(p().ttl("60s"))),
         ("/stripped", ok(p().ttl("60s").strip_request_headers(["x-forwarded-host"]))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),

@@ -798,6 +798,15 @@ pub async fn personal_304s_are_not_stored<A: Adapter>() {
         if mode == "cookie" {
             assert_eq!(header(&r, "set-cookie"), "sid=VICTIM", "the cookie reaches the client it is for");
         }
+        let origin_cc = match mode {
+            "cookie" => "",
+            other => other,
+        };
+        assert_eq!(
+            header(&r, "cache-control"),
+            origin_cc,
+            "{mode}: never the policy's shared Cache-Control"
+        );
         assert_eq!(r.text().await.unwrap(), format!("revalidated {mode}"));
 
         // Anyone else: the entry is still the stale one, revalidated again
@@ -831,6 +840,11 @@ pub async fn personal_304s_are_not_stored<A: Adapter>() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(header(&r, "set-cookie"), "sid=VICTIM");
+    assert_eq!(header(&r, "cache-control"), "", "never the policy's shared Cache-Control");
+    assert_eq!(
+        header(&get(&s, "/revalidated/cookie").await, "cache-control"),
+        "public, max-age=600"
+    );
 
     // A 304 that adds `Vary: Cookie` stores the entry for that cookie only.
     assert_eq!(fetch(&s, "/revalidated/vary").await.1, "MISS");

@@ -217,20 +217,6 @@ impl Cache {
         self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms())
     }
 
-    /// Answers with a revalidated response that must not be stored: for
-    /// this client only, the stored entry staying as it was.
-    fn respond_personal<B>(&self, ex: &Exchange<'_>, personal: &CachedEntry, status: Status) -> Response<CacheBody<B>> {
-        let mut response = self.respond_entry(ex.head(), personal, status, self.inner.clock.now_ms());
-        if response.status() == StatusCode::NOT_MODIFIED {
-            // The client's own conditional matched: its cookie still goes
-            // with the 304 it gets.
-            for cookie in personal.headers.get_all(header::SET_COOKIE) {
-                response.headers_mut().append(header::SET_COOKIE, cookie.clone());
-            }
-        }
-        response
-    }
-
     /// The stale entry as the answer to a failed fetch (`fwd_status` is the
     /// origin's 5xx, `None` for an error), when its `stale-if-error` window
     /// allows.

@@ -154,6 +154,31 @@ impl Cache {
         decorate(headers, &self.inner.name, status);
     }
 
+    /// Answers with a revalidated response that must not be stored (a
+    /// personal `304` merged into the stale entry): for this client only,
+    /// as a response passed through is, without what the cache adds to
+    /// responses it shares (`Age`, the policy's downstream `Cache-Control`,
+    /// `CDN-Cache-Control` and tags). `304` when the client's own
+    /// conditional matches, with the `Set-Cookie` it was sent.
+    pub(crate) fn respond_personal<B>(&self, ex: &Exchange<'_>, personal: &CachedEntry, status: Status) -> Response<CacheBody<B>> {
+        let mut parts = Response::new(()).into_parts().0;
+        if self.not_modified(ex.head(), personal) {
+            parts.status = StatusCode::NOT_MODIFIED;
+            for name in NOT_MODIFIED_HEADERS.iter().chain([&header::SET_COOKIE]) {
+                for value in personal.headers.get_all(name) {
+                    parts.headers.append(name.clone(), value.clone());
+                }
+            }
+            return self.respond_passed(ex, parts, CacheBody::empty(), status);
+        }
+        parts.status = personal.status;
+        parts.headers = personal.headers.clone();
+        if personal.status != StatusCode::NO_CONTENT {
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(personal.body.len()));
+        }
+        self.respond_passed(ex, parts, CacheBody::full(personal.body.clone()), status)
+    }
+
     /// A response from the origin that was not stored.
     pub(crate) fn respond_passed<B>(
         &self,
