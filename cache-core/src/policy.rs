@@ -465,13 +465,7 @@ impl CachePolicyBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for name in headers {
-            match HeaderName::from_bytes(name.as_ref().as_bytes()) {
-                Ok(h) if !self.inner.strip.contains(&h) => self.inner.strip.push(h),
-                Ok(_) => {}
-                Err(e) => self.errors.push(ConfigError::invalid("strip_request_headers", e)),
-            }
-        }
+        add_header_names(&mut self.inner.strip, headers, "strip_request_headers", &mut self.errors);
         self
     }
 
@@ -489,13 +483,7 @@ impl CachePolicyBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        for name in headers {
-            match HeaderName::from_bytes(name.as_ref().as_bytes()) {
-                Ok(h) if !self.inner.key.vary.contains(&h) => self.inner.key.vary.push(h),
-                Ok(_) => {}
-                Err(e) => self.errors.push(ConfigError::invalid("vary", e)),
-            }
-        }
+        add_header_names(&mut self.inner.key.vary, headers, "vary", &mut self.errors);
         self.inner.key.vary.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         self
     }
@@ -636,6 +624,22 @@ impl CachePolicyBuilder {
         Ok(CachePolicy {
             inner: Arc::new(self.inner),
         })
+    }
+}
+
+/// Adds the header names `names` to `list` once each; an invalid name is an
+/// error of `field`, reported at `build()`.
+fn add_header_names<I, S>(list: &mut Vec<HeaderName>, names: I, field: &'static str, errors: &mut Vec<ConfigError>)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    for name in names {
+        match HeaderName::from_bytes(name.as_ref().as_bytes()) {
+            Ok(h) if !list.contains(&h) => list.push(h),
+            Ok(_) => {}
+            Err(e) => errors.push(ConfigError::invalid(field, e)),
+        }
     }
 }
 

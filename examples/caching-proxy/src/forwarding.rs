@@ -181,13 +181,7 @@ fn forwarded(headers: &HeaderMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        pairs
-            .iter()
-            .map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
-            .collect()
-    }
+    use crate::headers::tests::headers;
 
     #[test]
     fn a_client_cannot_choose_the_forwarding_headers() {
