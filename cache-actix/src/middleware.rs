@@ -7,7 +7,7 @@ use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
 };
-use cache_core::{Cache, CachePolicy, Invalidator, Policies, RouteMatch};
+use cache_core::{Cache, CachePolicy, Invalidator, Policies, RouteMatch, adapter::Begun};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
@@ -75,11 +75,15 @@ struct Served;
 
 /// The service made by [`CacheMiddleware`].
 ///
-/// A hit on an in-process store is answered at once
-/// ([`Cache::serve_now_shared`](cache_core::Cache::serve_now_shared), its headers converted to
-/// actix's types once per second per entry); other requests with
-/// a policy go through [`Cache::serve`](cache_core::Cache::serve), which
-/// calls the wrapped service at most once. Every request that reaches the
+/// Requests with a policy start with
+/// [`Cache::begin`](cache_core::Cache::begin): a hit on an in-process
+/// store is answered at once, its headers converted to actix's types once
+/// per second per entry
+/// ([`Ready::shared_response`](cache_core::adapter::Ready::shared_response));
+/// the others go through
+/// [`Exchange::serve`](cache_core::adapter::Exchange::serve), which calls
+/// the wrapped service at most once (a stale entry is refreshed before it
+/// answers the request that found it). Every request that reaches the
 /// wrapped service gets an [`Invalidator`] request extension
 /// (`web::ReqData<Invalidator>` in handlers). Errors of the wrapped service pass through unchanged.
 #[derive(Debug)]
@@ -118,22 +122,24 @@ where
         let (Some(selection), Some(parts)) = (selection, request_parts(&req)) else {
             return self.passthrough(req);
         };
-        if let Some((hit, head)) = self.layer.cache.serve_now_shared(selection.policy(), &parts) {
-            let response = match head {
-                Some(head) => shared_actix_response(hit, &head),
-                None => actix_response(hit, &parts.method),
-            };
-            return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
-        }
-        let policy = selection.policy().clone();
-        let route = selection.route_match(&parts, RouteMatch::default());
+        let exchange = match self.layer.cache.begin(selection.policy(), parts) {
+            Begun::Ready(hit) => {
+                let response = match hit.shared_response() {
+                    (response, Some(head)) => shared_actix_response(response, &head),
+                    (response, None) => actix_response(response, &hit.into_parts().method),
+                };
+                return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
+            }
+            Begun::Exchange(exchange) => exchange,
+        };
+        let route = selection.route_match(exchange.parts(), RouteMatch::default());
+        let exchange = exchange.with_route(route);
         req.extensions_mut().insert(Served);
         // A path pattern of the policies has already read the parameters;
         // otherwise they come from actix's routing, after the call.
-        let from_routing = route.pattern().is_none();
+        let from_routing = exchange.route().pattern().is_none();
         let inner = Rc::clone(&self.inner);
-        let cache = self.layer.cache.clone();
-        let cache_for_handlers = cache.clone();
+        let cache_for_handlers = self.layer.cache.clone();
         // The request goes to the origin, if the engine calls it, and comes
         // back with the origin's response; either way it ends up here to
         // build the response. (Its head can only be changed while no other
@@ -157,9 +163,8 @@ where
                 origin_slot.replace(Slot::Responded(http_request));
                 Ok::<_, actix_web::Error>(response)
             };
-            let method = parts.method.clone();
-            let response = cache.serve(&policy, &route, http::Request::from_parts(parts, ()), origin).await?;
-            let response = actix_response(response, &method);
+            let method = exchange.parts().method.clone();
+            let response = actix_response(exchange.serve((), origin).await?.response, &method);
             let response = match slot.replace(Slot::Taken) {
                 Slot::Request(req) => req.into_response(response),
                 Slot::Responded(http_request) => ServiceResponse::new(http_request, response),

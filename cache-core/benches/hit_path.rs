@@ -7,7 +7,7 @@
 use std::{convert::Infallible, hint::black_box};
 
 use bytes::Bytes;
-use cache_core::{Cache, CachePolicy, CachedEntry, MokaStore, RouteMatch, codec};
+use cache_core::{Cache, CachePolicy, CachedEntry, MokaStore, RouteMatch, adapter::Begun, codec};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -82,8 +82,10 @@ fn hit_path(c: &mut Criterion) {
     group.bench_function("cache_hit_now", |b| {
         b.iter(|| {
             let (parts, ()) = request().into_parts();
-            let response = cache.serve_now::<Full<Bytes>>(&policy, &parts).expect("a stored entry");
-            black_box(response)
+            let Begun::Ready(hit) = cache.begin(&policy, parts) else {
+                panic!("a stored entry");
+            };
+            black_box(hit.response::<Full<Bytes>>())
         })
     });
     group.bench_function("cache_hit_async", |b| {

@@ -2,6 +2,8 @@
 
 use http::{HeaderName, HeaderValue};
 
+use crate::metrics::Outcome;
+
 /// The `x-cache` header name.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 /// The `cache-status` header name.
@@ -102,15 +104,26 @@ impl Status {
         HeaderValue::try_from(out).expect("the cache name is a valid header value (checked at build) and the rest is ASCII")
     }
 
+    /// How the cache came to the response, for metrics and traces.
+    pub(crate) fn outcome(&self) -> Outcome {
+        if self.ttl.is_some_and(|ttl| ttl < 0) {
+            return Outcome::Stale;
+        }
+        match self.fwd {
+            None => Outcome::Hit,
+            Some(Fwd::Bypass | Fwd::Method) => Outcome::Bypass,
+            Some(_) if self.collapsed => Outcome::Coalesced,
+            Some(Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale | Fwd::Request) => Outcome::Miss,
+        }
+    }
+
     /// `X-Cache: HIT|MISS|STALE|BYPASS`.
     pub(crate) fn x_cache(&self) -> HeaderValue {
-        if self.ttl.is_some_and(|ttl| ttl < 0) {
-            return HeaderValue::from_static("STALE");
-        }
-        HeaderValue::from_static(match self.fwd {
-            None => "HIT",
-            Some(Fwd::Bypass | Fwd::Method) => "BYPASS",
-            Some(Fwd::UriMiss | Fwd::VaryMiss | Fwd::Stale | Fwd::Request) => "MISS",
+        HeaderValue::from_static(match self.outcome() {
+            Outcome::Hit => "HIT",
+            Outcome::Stale => "STALE",
+            Outcome::Bypass => "BYPASS",
+            Outcome::Miss | Outcome::Coalesced | Outcome::Error => "MISS",
         })
     }
 }
@@ -139,5 +152,27 @@ mod tests {
         stale_if_error.ttl = Some(-20);
         assert_eq!(stale_if_error.cache_status("shop"), "shop; fwd=stale; fwd-status=503; ttl=-20");
         assert_eq!(stale_if_error.x_cache(), "STALE");
+    }
+
+    #[test]
+    fn outcomes_follow_what_the_cache_did() {
+        let mut collapsed = Status::forward(Fwd::UriMiss);
+        collapsed.collapsed = true;
+        let mut stale = Status::forward(Fwd::Stale);
+        stale.ttl = Some(-1);
+        for (status, outcome, x_cache) in [
+            (Status::hit(3), Outcome::Hit, "HIT"),
+            (Status::hit(-3), Outcome::Stale, "STALE"),
+            (stale, Outcome::Stale, "STALE"),
+            (Status::forward(Fwd::Method), Outcome::Bypass, "BYPASS"),
+            (Status::forward(Fwd::Bypass), Outcome::Bypass, "BYPASS"),
+            (Status::forward(Fwd::UriMiss), Outcome::Miss, "MISS"),
+            (Status::forward(Fwd::VaryMiss), Outcome::Miss, "MISS"),
+            (Status::forward(Fwd::Request), Outcome::Miss, "MISS"),
+            (collapsed, Outcome::Coalesced, "MISS"),
+        ] {
+            assert_eq!(status.outcome(), outcome, "{status:?}");
+            assert_eq!(status.x_cache(), x_cache, "{status:?}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
@@ -69,6 +70,69 @@ impl Coalescer {
     #[cfg(test)]
     pub(crate) fn in_flight(&self) -> usize {
         lock(&self.flights).len()
+    }
+}
+
+/// What a request that found nothing to answer with does about other
+/// requests' fetches of its key ([`Coalescer::lead_or_wait`]).
+#[derive(Debug)]
+pub(crate) enum Turn<T> {
+    /// No other request fetches the key: this one does, and hands its
+    /// outcome to the requests that wait on it.
+    Lead(Leader),
+    /// The response the leader stored (it may vary on headers the caller
+    /// does not share).
+    Shared(Arc<CachedEntry>),
+    /// What looking again found after a leader gave up.
+    Found(T),
+    /// Another request fetches the key, and the caller chose not to wait.
+    Busy,
+    /// Fetch without leading: the leader's response cannot be shared, or
+    /// the wait is over.
+    Alone,
+}
+
+impl Coalescer {
+    /// Leads the fetch of `key`, or waits (when `wait`) for the request
+    /// leading it: at most `timeout` in all, across leaders. A leader that
+    /// gives up (cancelled, or its response overlapped an invalidation)
+    /// hands over: the waiters `look_again` at the store, and what it finds
+    /// (`Ok`) ends the wait; otherwise one of them leads the next attempt
+    /// and the others wait for it in the time left. Returns the turn and
+    /// what the last look that found nothing said (`Err`), if any.
+    pub(crate) async fn lead_or_wait<T, M, Fut>(
+        &self,
+        key: &str,
+        timeout: Duration,
+        wait: bool,
+        mut look_again: impl FnMut() -> Fut,
+    ) -> (Turn<T>, Option<M>)
+    where
+        Fut: Future<Output = Result<T, M>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut looked = None;
+        loop {
+            let rx = match self.join(key) {
+                Joined::Leader(leader) => return (Turn::Lead(leader), looked),
+                Joined::Waiter(_) if !wait => return (Turn::Busy, looked),
+                Joined::Waiter(rx) => rx,
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let turn = match self::wait(rx, left).await {
+                Waited::Entry(entry) => Turn::Shared(entry),
+                Waited::Uncacheable | Waited::TimedOut => Turn::Alone,
+                Waited::Abandoned => match look_again().await {
+                    Ok(found) => Turn::Found(found),
+                    Err(nothing) if tokio::time::Instant::now() >= deadline => return (Turn::Alone, Some(nothing)),
+                    Err(nothing) => {
+                        looked = Some(nothing);
+                        continue;
+                    }
+                },
+            };
+            return (turn, looked);
+        }
     }
 }
 

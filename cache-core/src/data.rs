@@ -118,8 +118,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     Cache, CachedEntry, IntoTtl, Stamp,
     clock::duration_ms,
-    coalesce::{self, Joined, Leader, Outcome, Waited},
-    engine::Put,
+    coalesce::{Leader, Outcome, Turn},
     error::{ConfigError, StoreError},
     key::{bounded, escape_str_into},
     policy::DEFAULT_COALESCE_TIMEOUT,
@@ -339,41 +338,31 @@ impl Cache {
             Ok((value, _)) => return Ok(value),
             Err(stamp) => stamp,
         };
-        // Waits for other calls' loads, in all, end here.
-        let deadline = tokio::time::Instant::now() + policy.coalesce_timeout;
-        loop {
-            match self.inner.coalescer.join(&key) {
-                Joined::Leader(leader) => {
-                    // Another leader may have stored the value between our
-                    // read and our joining.
-                    match self.read_data(&key).await {
-                        Ok((value, entry)) => {
-                            leader.finish(Outcome::Entry(entry));
-                            return Ok(value);
-                        }
-                        Err(newer) => stamp = newer,
-                    }
-                    return self.load_data(&key, policy, Some(leader), stamp, load).await;
+        let (turn, looked) = self
+            .inner
+            .coalescer
+            .lead_or_wait(&key, policy.coalesce_timeout, true, || self.read_data::<T>(&key))
+            .await;
+        if let Some(newer) = looked {
+            stamp = newer;
+        }
+        match turn {
+            Turn::Found((value, _)) => Ok(value),
+            // Another leader may have stored the value between our read and
+            // our joining.
+            Turn::Lead(leader) => match self.read_data(&key).await {
+                Ok((value, entry)) => {
+                    leader.finish(Outcome::Entry(entry));
+                    Ok(value)
                 }
-                Joined::Waiter(rx) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match coalesce::wait(rx, left).await {
-                        Waited::Entry(entry) => match decode(&key, &entry) {
-                            Some(value) => return Ok(value),
-                            // The leader stored another type under the key.
-                            None => return self.load_data(&key, policy, None, stamp, load).await,
-                        },
-                        Waited::Uncacheable | Waited::TimedOut => return self.load_data(&key, policy, None, stamp, load).await,
-                        Waited::Abandoned => match self.read_data(&key).await {
-                            Ok((value, _)) => return Ok(value),
-                            Err(_) if tokio::time::Instant::now() >= deadline => {
-                                return self.load_data(&key, policy, None, stamp, load).await;
-                            }
-                            Err(newer) => stamp = newer,
-                        },
-                    }
-                }
-            }
+                Err(newer) => self.load_data(&key, policy, Some(leader), newer, load).await,
+            },
+            Turn::Shared(entry) => match decode(&key, &entry) {
+                Some(value) => Ok(value),
+                // The leader stored another type under the key.
+                None => self.load_data(&key, policy, None, stamp, load).await,
+            },
+            Turn::Alone | Turn::Busy => self.load_data(&key, policy, None, stamp, load).await,
         }
     }
 
@@ -462,16 +451,7 @@ impl Cache {
     /// write is logged; the waiting calls still get the value.
     async fn put_data(&self, key: &str, entry: Arc<CachedEntry>, leader: Option<Leader>, since: u64) {
         let ttl = Duration::from_millis(entry.retain_for_ms());
-        match self.put_ordered(key, &entry, ttl, since).await {
-            // Dropped, the leader sends its waiters back to the store, and
-            // one of them loads again.
-            Put::Invalidated => drop(leader),
-            Put::Stored | Put::Failed => {
-                if let Some(leader) = leader {
-                    leader.finish(Outcome::Entry(entry));
-                }
-            }
-        }
+        self.put_for_waiters(key, &entry, ttl, since, leader).await;
     }
 }
 

@@ -164,6 +164,16 @@ enum Uri {
 }
 
 impl CacheKey {
+    /// The key of a request that is never looked up (passed through).
+    pub(crate) const fn empty() -> Self {
+        CacheKey {
+            key: String::new(),
+            uri: Uri::Prefix(0),
+        }
+    }
+}
+
+impl CacheKey {
     /// The full key, under which one response is stored.
     pub fn as_str(&self) -> &str {
         &self.key

@@ -3,9 +3,10 @@
 //! `cache-core` knows no web framework: it speaks [`http`] types and
 //! [`bytes`]. The adapters — `cache-tower` (any tower stack), `cache-axum`
 //! and `cache-actix` — translate their framework's requests and responses
-//! and call [`Cache::serve_now`] (a hit on an in-process store, answered
-//! without any asynchronous work) and then [`Cache::serve`]. One behaviour,
-//! written once.
+//! and serve them in two steps ([`adapter`]): [`Cache::begin`] classifies
+//! and keys the request and answers a hit on an in-process store without
+//! any asynchronous work; the exchange it returns otherwise is served with
+//! the request's body and the origin. One behaviour, written once.
 //!
 //! What happens to a request:
 //!
@@ -172,6 +173,7 @@
 //! - `redis-tls`: `rediss://` URLs (rustls).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 mod body;
 pub mod cache_control;
 mod cache_status;
@@ -204,7 +206,7 @@ pub use body::CacheBody;
 pub use cache_status::{CACHE_STATUS, X_CACHE};
 pub use clock::Clock;
 pub use data::{DataPolicy, DataPolicyBuilder};
-pub use engine::{Cache, CacheBuilder, DEFAULT_NAME, HitHead, MAX_REFRESHES, Refresh};
+pub use engine::{Cache, CacheBuilder, DEFAULT_NAME};
 pub use entry::CachedEntry;
 pub use error::{BoxError, ConfigError, StoreError};
 pub use hints::CacheHints;
@@ -216,7 +218,7 @@ pub use policy::{
     DEFAULT_MAX_BODY_SIZE, IntoTtl, MAX_BODY_SIZE_LIMIT,
 };
 pub use purge::{PurgeAuth, Purger};
-pub use route::{InvalidationRule, ParamsFn, Policies, RouteMatch, Selection};
+pub use route::{InvalidationRule, Policies, RouteMatch};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use store::{BreakerState, BreakerStats, RedisStore, RedisStoreBuilder};

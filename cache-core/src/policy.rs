@@ -186,6 +186,10 @@ impl CachePolicy {
     pub(crate) fn inner(&self) -> &PolicyInner {
         &self.inner
     }
+
+    pub(crate) fn shared(&self) -> &Arc<PolicyInner> {
+        &self.inner
+    }
 }
 
 impl PolicyInner {
@@ -317,9 +321,9 @@ impl CachePolicyBuilder {
     /// `Cache-Control: stale-while-revalidate=N` (RFC 5861) wins.
     ///
     /// Adapters that run background tasks (`cache-tower`, `cache-axum`:
-    /// [`Cache::serve_with_refresh`](crate::Cache::serve_with_refresh))
+    /// [`Exchange::refresh_in_background`](crate::adapter::Exchange::refresh_in_background))
     /// answer with the stale entry at once and refresh it on a task, one
-    /// refresh per key. With [`Cache::serve`](crate::Cache::serve)
+    /// refresh per key. Without it
     /// (`cache-actix`, whose requests cannot be replayed on another task)
     /// the request that starts the refresh waits for it, and every request
     /// for the key meanwhile answers with the stale entry at once.

@@ -4,7 +4,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use cache_core::{BoxError, CacheBody, Invalidator, RouteMatch};
+use cache_core::{BoxError, CacheBody, Invalidator, RouteMatch, adapter::Begun};
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -17,11 +17,12 @@ struct Served;
 
 /// The service made by [`CacheLayer`].
 ///
-/// Requests whose route has a policy are answered by
-/// [`Cache::serve_now`](cache_core::Cache::serve_now) on a hit in an
-/// in-process store, without cloning the inner service or boxing a future,
-/// and otherwise go through [`Cache::serve`](cache_core::Cache::serve). The
-/// others reach the inner service untouched. Every request that reaches the
+/// Requests whose route has a policy start with
+/// [`Cache::begin`](cache_core::Cache::begin): a hit in an in-process store
+/// is answered without cloning the inner service or boxing a future; the
+/// others go through [`Exchange::serve`](cache_core::adapter::Exchange::serve),
+/// with stale-while-revalidate refreshes spawned on the runtime. Requests
+/// without a policy reach the inner service untouched. Every request that reaches the
 /// inner service gets an [`Invalidator`] extension, so handlers
 /// behind the layer can extract it. The inner service's errors pass through
 /// unchanged.
@@ -68,33 +69,32 @@ where
             return self.passthrough(req);
         };
         let (parts, body) = req.into_parts();
-        if let Some(hit) = self.layer.cache.serve_now(selection.policy(), &parts) {
-            return ResponseFuture::ready(hit);
-        }
-        let policy = selection.policy().clone();
-        let route = selection.route_match(&parts, RouteMatch::deferred(self.layer.route_info.params));
-        let req = Request::from_parts(parts, body);
+        let exchange = match self.layer.cache.begin(selection.policy(), parts) {
+            Begun::Ready(hit) => return ResponseFuture::ready(hit.response()),
+            Begun::Exchange(exchange) => exchange,
+        };
+        let route = selection.route_match(exchange.parts(), RouteMatch::deferred(self.layer.route_info.params));
+        let exchange = exchange.with_route(route).refresh_in_background(true);
         // The service that was polled ready serves this request; a clone
         // takes its place for the next one.
         let clone = self.inner.clone();
         let mut inner = mem::replace(&mut self.inner, clone);
-        let cache = self.layer.cache.clone();
+        let handlers_cache = self.layer.cache.clone();
         ResponseFuture::cached(Box::pin(async move {
-            let handlers_cache = cache.clone();
             let origin = move |mut req: Request<ReqB>| {
                 req.extensions_mut().insert(Served);
                 insert_invalidator(&mut req, &handlers_cache);
                 inner.call(req)
             };
-            let (response, refresh) = cache.serve_with_refresh(&policy, &route, req, origin).await?;
+            let served = exchange.serve(body, origin).await?;
             // Stale-while-revalidate: the stale entry answers now, the
             // refresh runs on its own task (outside a runtime it is skipped).
-            if let Some(refresh) = refresh
+            if let Some(refresh) = served.refresh
                 && let Ok(runtime) = tokio::runtime::Handle::try_current()
             {
                 runtime.spawn(refresh.run());
             }
-            Ok(response)
+            Ok(served.response)
         }))
     }
 }

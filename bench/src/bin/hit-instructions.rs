@@ -1,5 +1,5 @@
 //! Instructions per in-process hit, for callgrind: serves one stored 1 KiB
-//! entry `N` times through `Cache::serve_now`, the hit path of every
+//! entry `N` times through `Cache::begin`, the hit path of every
 //! adapter. Run it twice under callgrind, with `N` and `2N`: the difference
 //! of the totals over `N` is the cost of one hit, without start-up.
 //!
@@ -14,7 +14,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use cache_core::{Cache, CachePolicy, MokaStore, RedisStore, RouteMatch, TieredStore};
+use cache_core::{Cache, CachePolicy, MokaStore, RedisStore, RouteMatch, TieredStore, adapter::Begun};
 use http::{Request, Response};
 use http_body_util::Full;
 
@@ -58,9 +58,12 @@ async fn main() {
         })
         .await;
     assert!(stored.is_ok());
-    let (parts, ()) = request().into_parts();
+    let (mut parts, ()) = request().into_parts();
     for _ in 0..n {
-        let hit = cache.serve_now::<Full<Bytes>>(&policy, &parts).expect("every call is a hit");
-        std::hint::black_box(hit);
+        let Begun::Ready(hit) = cache.begin(&policy, parts) else {
+            panic!("every call is a hit");
+        };
+        std::hint::black_box(hit.response::<Full<Bytes>>());
+        parts = hit.into_parts();
     }
 }

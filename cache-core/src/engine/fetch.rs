@@ -7,10 +7,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
-use super::{
-    Cache,
-    serve::{Exchange, Miss},
-};
+use super::{Cache, exchange::Exchange, miss::Miss, serve::Answer};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{Fwd, Status},
@@ -67,7 +64,7 @@ fn concat(frames: VecDeque<Frame<Bytes>>, len: usize) -> Bytes {
 /// The request sent to the origin on a miss: without the client's
 /// conditionals (the cache answers those itself, and needs a full response
 /// to store) and the headers the policy strips, and as `GET` for a `HEAD`.
-fn origin_request<B>(ex: &Exchange<'_>, body: B) -> Request<B> {
+fn origin_request<B>(ex: &Exchange, body: B) -> Request<B> {
     let mut parts = ex.parts.clone();
     parts.headers.remove(header::IF_NONE_MATCH);
     parts.headers.remove(header::IF_MODIFIED_SINCE);
@@ -108,12 +105,12 @@ impl Cache {
     /// revalidate and the stamp the stored response gets.
     pub(crate) async fn fetch<ReqB, ResB, E, F, Fut>(
         &self,
-        ex: &Exchange<'_>,
+        ex: &Exchange,
         leader: Option<Leader>,
         body: ReqB,
         origin: F,
         miss: Miss,
-    ) -> Result<Response<CacheBody<ResB>>, E>
+    ) -> Result<Answer<ResB>, E>
     where
         F: FnOnce(Request<ReqB>) -> Fut,
         Fut: Future<Output = Result<Response<ResB>, E>>,
@@ -199,31 +196,24 @@ impl Cache {
     /// answers with it.
     async fn store_and_respond<B>(
         &self,
-        ex: &Exchange<'_>,
+        ex: &Exchange,
         entry: Arc<CachedEntry>,
         leader: Option<Leader>,
         since: u64,
         mut status: Status,
-    ) -> Response<CacheBody<B>> {
-        let put = self.put(ex, &entry, since).await;
+    ) -> Answer<B> {
+        let put = self.put(ex, &entry, since, leader).await;
         status.stored = put == Put::Stored;
-        match (leader, put) {
-            // Waiters may have arrived after the invalidation: one of them
-            // fetches again rather than get this response.
-            (Some(leader), Put::Invalidated) => drop(leader),
-            (Some(leader), _) => leader.finish(Outcome::Entry(Arc::clone(&entry))),
-            (None, _) => {}
-        }
         self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms())
     }
 
     /// The stale entry as the answer to a failed fetch (`fwd_status` is the
     /// origin's 5xx, `None` for an error), when its `stale-if-error` window
     /// allows.
-    fn stale_if_error<B>(&self, ex: &Exchange<'_>, stale: Option<&CachedEntry>, fwd_status: Option<u16>) -> Option<Response<CacheBody<B>>> {
+    fn stale_if_error<B>(&self, ex: &Exchange, stale: Option<&CachedEntry>, fwd_status: Option<u16>) -> Option<Answer<B>> {
         let entry = stale?;
         let now = self.inner.clock.now_ms();
-        if !entry.within_stale_window(now, entry.stale_if_error_ms) || !super::serve::may_serve_stale(ex.policy, entry) {
+        if !entry.within_stale_window(now, entry.stale_if_error_ms) || !super::freshness::may_serve_stale(&ex.policy, entry) {
             return None;
         }
         tracing::debug!(?fwd_status, "origin failed: serving the stale entry (stale-if-error)");
@@ -235,7 +225,7 @@ impl Cache {
 
     /// Releases waiters to the origin and remembers the key as uncacheable,
     /// for requests that share the key's responses.
-    fn uncacheable(&self, ex: &Exchange<'_>, leader: Option<Leader>) {
+    fn uncacheable(&self, ex: &Exchange, leader: Option<Leader>) {
         if let Some(leader) = leader {
             leader.finish(Outcome::Uncacheable);
         }
@@ -248,17 +238,38 @@ impl Cache {
     }
 
     /// Stores the entry unless an invalidation that concerns it ran since
-    /// the fetch started (`since`).
-    async fn put(&self, ex: &Exchange<'_>, entry: &Arc<CachedEntry>, since: u64) -> Put {
+    /// the fetch started (`since`), and hands it to the waiters.
+    async fn put(&self, ex: &Exchange, entry: &Arc<CachedEntry>, since: u64, leader: Option<Leader>) -> Put {
         let key = ex.key.as_str();
         let mut ttl = Duration::from_millis(entry.retain_for_ms());
         if ex.policy.mode == crate::CacheMode::Rfc9111 && super::rfc::has_validator(entry) {
             // Kept past its freshness for conditional revalidation.
             ttl = ttl.max(ex.policy.ttl);
         }
-        let put = self.put_ordered(key, entry, ttl, since).await;
+        let put = self.put_for_waiters(key, entry, ttl, since, leader).await;
         if put == Put::Stored {
             self.inner.hit_for_miss.clear(key);
+        }
+        put
+    }
+
+    /// [`put_ordered`](Cache::put_ordered), then the entry to the requests
+    /// waiting on `leader` — unless an invalidation overlapped the fetch:
+    /// waiters may have arrived after it, so the leader is dropped and one
+    /// of them fetches again.
+    pub(crate) async fn put_for_waiters(
+        &self,
+        key: &str,
+        entry: &Arc<CachedEntry>,
+        ttl: Duration,
+        since: u64,
+        leader: Option<Leader>,
+    ) -> Put {
+        let put = self.put_ordered(key, entry, ttl, since).await;
+        match (leader, put) {
+            (Some(leader), Put::Invalidated) => drop(leader),
+            (Some(leader), Put::Stored | Put::Failed) => leader.finish(Outcome::Entry(Arc::clone(entry))),
+            (None, _) => {}
         }
         put
     }

@@ -116,13 +116,13 @@ impl HitHeaders {
 }
 
 /// The headers a hit answered with, shared by the hits on the same entry
-/// within one second of age. From [`Cache::serve_now_shared`].
+/// within one second of age. From [`Ready::shared_response`].
 ///
 /// An adapter for a framework with header types of its own converts them
 /// once per head with [`converted`](HitHead::converted), rather than once
 /// per hit.
 ///
-/// [`Cache::serve_now_shared`]: crate::Cache::serve_now_shared
+/// [`Ready::shared_response`]: crate::adapter::Ready::shared_response
 #[derive(Clone)]
 pub struct HitHead(pub(crate) Arc<Memo>);
 

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{Cache, serve::Exchange};
+use super::{Cache, exchange::Exchange};
 use crate::{CachedEntry, Lease, LeaseToken, store::SharedStore};
 
 /// First pause between looks at the store while another instance fetches.
@@ -53,7 +53,7 @@ impl Cache {
     /// Takes the key's lease, or waits for the instance holding it to store
     /// the response: bounded by the policy's coalescing timeout, after
     /// which the request fetches anyway.
-    pub(crate) async fn lease_or_wait(&self, ex: &Exchange<'_>) -> Across {
+    pub(crate) async fn lease_or_wait(&self, ex: &Exchange) -> Across {
         let store = &self.inner.store;
         let key = ex.key.as_str();
         let timeout = ex.policy.coalesce_timeout;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::serve::may_serve_stale;
+use super::freshness::may_serve_stale;
 use crate::{CachedEntry, Stamp, cache_status::Fwd, policy::PolicyInner};
 
 /// Why a lookup found nothing to answer with, and what the fetch that
@@ -29,11 +29,9 @@ impl Miss {
 
     /// After another lookup missed too: its reason and stamp (the newer),
     /// this one's stale entry.
-    pub(crate) fn looked_again(self, again: Miss) -> Self {
-        Miss {
-            stale: self.stale,
-            ..again
-        }
+    pub(crate) fn looked_again(&mut self, again: Miss) {
+        self.fwd = again.fwd;
+        self.stamp = again.stamp;
     }
 
     /// The stale entry, when stale-while-revalidate lets it answer at `now`.

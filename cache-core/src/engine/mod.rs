@@ -1,21 +1,25 @@
 //! The cache engine: lookup, coalescing, storage and responses.
 
+mod begin;
 mod classify;
+mod exchange;
 mod fetch;
+mod freshness;
 mod hit_headers;
 mod lease;
 mod miss;
-mod now;
 mod refresh;
 mod respond;
 mod rfc;
 mod serve;
 mod storable;
 
-pub(crate) use fetch::Put;
+pub use begin::{Begun, Ready};
+pub use exchange::Exchange;
 pub use hit_headers::HitHead;
 pub(crate) use hit_headers::HitHeaders;
 pub use refresh::{MAX_REFRESHES, Refresh};
+pub use serve::Served;
 pub(crate) use serve::uri_tag;
 
 use std::{fmt, sync::Arc};

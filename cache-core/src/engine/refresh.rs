@@ -3,17 +3,13 @@
 use std::{fmt, future::Future, sync::Arc};
 
 use bytes::Bytes;
-use http::{Request, Response, request::Parts};
+use http::{Request, Response};
 use http_body::Body;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, field};
 
-use super::{
-    Cache,
-    serve::{Exchange, Miss},
-};
+use super::{Cache, exchange::Exchange, miss::Miss};
 use crate::{
-    CachePolicy, RouteMatch,
     cache_status::Fwd,
     coalesce::{Joined, Outcome},
     error::BoxError,
@@ -22,16 +18,14 @@ use crate::{
 /// Background refreshes that may run at once, across keys, per [`Cache`].
 pub const MAX_REFRESHES: usize = 64;
 
-/// A stale entry's refresh, handed out by [`Cache::serve_with_refresh`]
-/// after it answered with the stale entry. Run it in the background with
+/// A stale entry's refresh, handed out in [`Served::refresh`](super::Served)
+/// after the stale entry answered (see
+/// [`Exchange::refresh_in_background`]). Run it in the background with
 /// [`Refresh::run`]; dropping it skips the refresh (a later request starts
 /// another).
 #[must_use = "a refresh does nothing unless run"]
 pub struct Refresh<ReqB, F> {
-    cache: Cache,
-    policy: CachePolicy,
-    route: RouteMatch,
-    parts: Parts,
+    exchange: Exchange,
     body: ReqB,
     origin: F,
     /// When the entry being refreshed was stored: a newer one found at run
@@ -42,30 +36,21 @@ pub struct Refresh<ReqB, F> {
 
 impl<ReqB, F> fmt::Debug for Refresh<ReqB, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Refresh").field("uri", &self.parts.uri).finish_non_exhaustive()
+        f.debug_struct("Refresh")
+            .field("uri", &self.exchange.parts.uri)
+            .finish_non_exhaustive()
     }
 }
 
 impl Cache {
-    /// A refresh of the entry for `parts`, unless too many already run.
-    pub(crate) fn refresh_job<ReqB, F>(
-        &self,
-        policy: &CachePolicy,
-        route: &RouteMatch,
-        parts: Parts,
-        body: ReqB,
-        origin: F,
-        stored_at_ms: u64,
-    ) -> Option<Refresh<ReqB, F>> {
+    /// A refresh of the exchange's entry, unless too many already run.
+    pub(crate) fn refresh_job<ReqB, F>(&self, exchange: Exchange, body: ReqB, origin: F, stored_at_ms: u64) -> Option<Refresh<ReqB, F>> {
         let Ok(permit) = Arc::clone(&self.inner.refreshes).try_acquire_owned() else {
             tracing::debug!("too many background refreshes: serving stale without one");
             return None;
         };
         Some(Refresh {
-            cache: self.clone(),
-            policy: policy.clone(),
-            route: route.clone(),
-            parts,
+            exchange,
             body,
             origin,
             stored_at_ms,
@@ -85,7 +70,12 @@ impl<ReqB, F> Refresh<ReqB, F> {
         ResB: Body<Data = Bytes>,
         ResB::Error: Into<BoxError>,
     {
-        let span = tracing::debug_span!("http_cache_refresh", route = self.policy.label(), key = field::Empty);
+        let span = tracing::debug_span!(
+            "http_cache_refresh",
+            route = self.exchange.policy.metrics.label(),
+            key = field::Empty
+        );
+        self.exchange.record_key(&span);
         self.refresh().instrument(span).await;
     }
 
@@ -97,16 +87,13 @@ impl<ReqB, F> Refresh<ReqB, F> {
         ResB::Error: Into<BoxError>,
     {
         let Refresh {
-            cache,
-            policy,
-            route,
-            parts,
+            exchange: ex,
             body,
             origin,
             stored_at_ms,
             _permit,
         } = self;
-        let ex = Exchange::new(policy.inner(), &route, parts, true);
+        let cache = &ex.cache;
         let Joined::Leader(leader) = cache.inner.coalescer.join(ex.key.as_str()) else {
             return;
         };
@@ -124,7 +111,7 @@ impl<ReqB, F> Refresh<ReqB, F> {
             Err(miss) => Miss { fwd: Fwd::Stale, ..miss },
         };
         match cache.fetch(&ex, Some(leader), body, origin, miss).await {
-            Ok(response) => tracing::debug!(status = %response.status(), "refreshed in the background"),
+            Ok((response, _)) => tracing::debug!(status = %response.status(), "refreshed in the background"),
             Err(_) => tracing::debug!("background refresh failed at the origin; the stale entry stays"),
         }
     }

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, request::Parts, response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header, response};
 
 use super::{
     Cache,
+    exchange::{Exchange, Head},
     hit_headers::{Memo, Stamp},
-    serve::Exchange,
+    serve::Answer,
 };
 use crate::{
     CacheBody, CacheHints, CachedEntry,
@@ -33,40 +34,22 @@ const NOT_MODIFIED_HEADERS: [header::HeaderName; 7] = [
 /// `CDN-Cache-Control`, `Surrogate-Key` and `Cache-Tag`.
 pub(crate) const HIT_HEADERS: usize = 8;
 
-/// What responses are built for: the request head and the route's policy.
-#[derive(Clone, Copy)]
-pub(crate) struct Head<'a> {
-    pub(crate) parts: &'a Parts,
-    pub(crate) policy: &'a PolicyInner,
-}
-
-impl Exchange<'_> {
-    pub(crate) fn head(&self) -> Head<'_> {
-        Head {
-            parts: &self.parts,
-            policy: self.policy,
-        }
-    }
-}
-
 impl Cache {
     /// A hit: the entry as stored, with the headers of a hit.
-    pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_hit<B>(&self, head: Head<'_>, entry: &Arc<CachedEntry>, now_ms: u64) -> Answer<B> {
         self.respond_hit_with(head, entry, now_ms, self.shared_hit(head, entry, now_ms))
     }
 
     /// [`respond_hit`](Cache::respond_hit) with the entry's
     /// [`shared_hit`](Cache::shared_hit) already looked up.
-    pub(crate) fn respond_hit_with<B>(
-        &self,
-        head: Head<'_>,
-        entry: &CachedEntry,
-        now_ms: u64,
-        shared: Option<Arc<Memo>>,
-    ) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_hit_with<B>(&self, head: Head<'_>, entry: &CachedEntry, now_ms: u64, shared: Option<Arc<Memo>>) -> Answer<B> {
+        let status = Status::hit(entry.signed_ttl_secs(now_ms));
         match shared {
-            Some(memo) => response(entry.status, memo.headers.clone(), CacheBody::full(entry.body.clone())),
-            None => self.respond_entry(head, entry, Status::hit(entry.signed_ttl_secs(now_ms)), now_ms),
+            Some(memo) => (
+                response(entry.status, memo.headers.clone(), CacheBody::full(entry.body.clone())),
+                status.outcome(),
+            ),
+            None => self.respond_entry(head, entry, status, now_ms),
         }
     }
 
@@ -89,7 +72,7 @@ impl Cache {
     }
 
     /// The response for a request that waited on another's fetch.
-    pub(crate) fn respond_collapsed<B>(&self, ex: &Exchange<'_>, entry: &CachedEntry, fwd: Fwd) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_collapsed<B>(&self, ex: &Exchange, entry: &CachedEntry, fwd: Fwd) -> Answer<B> {
         let mut status = Status::forward(fwd);
         status.fwd_status = Some(entry.status.as_u16());
         status.collapsed = true;
@@ -104,7 +87,7 @@ impl Cache {
 
     /// Answers from an entry: `304` when the request's conditionals allow,
     /// no body for `HEAD`.
-    pub(crate) fn respond_entry<B>(&self, head: Head<'_>, entry: &CachedEntry, status: Status, now_ms: u64) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_entry<B>(&self, head: Head<'_>, entry: &CachedEntry, status: Status, now_ms: u64) -> Answer<B> {
         let age = entry.age_secs(now_ms);
         if self.not_modified(head, entry) {
             let mut headers = HeaderMap::with_capacity(NOT_MODIFIED_HEADERS.len() + HIT_HEADERS);
@@ -114,7 +97,7 @@ impl Cache {
                 }
             }
             self.add_hit_headers(head, &mut headers, &entry.tags, status, age);
-            return response(StatusCode::NOT_MODIFIED, headers, CacheBody::empty());
+            return (response(StatusCode::NOT_MODIFIED, headers, CacheBody::empty()), status.outcome());
         }
         let headers = self.entry_headers(head, entry, status, age);
         let body = if head.parts.method == Method::HEAD {
@@ -122,7 +105,7 @@ impl Cache {
         } else {
             CacheBody::full(entry.body.clone())
         };
-        response(entry.status, headers, body)
+        (response(entry.status, headers, body), status.outcome())
     }
 
     /// The stored headers and those an answer from the entry adds.
@@ -160,7 +143,7 @@ impl Cache {
     /// responses it shares (`Age`, the policy's downstream `Cache-Control`,
     /// `CDN-Cache-Control` and tags). `304` when the client's own
     /// conditional matches, with the `Set-Cookie` it was sent.
-    pub(crate) fn respond_personal<B>(&self, ex: &Exchange<'_>, personal: &CachedEntry, status: Status) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_personal<B>(&self, ex: &Exchange, personal: &CachedEntry, status: Status) -> Answer<B> {
         let mut parts = Response::new(()).into_parts().0;
         if self.not_modified(ex.head(), personal) {
             parts.status = StatusCode::NOT_MODIFIED;
@@ -180,13 +163,7 @@ impl Cache {
     }
 
     /// A response from the origin that was not stored.
-    pub(crate) fn respond_passed<B>(
-        &self,
-        ex: &Exchange<'_>,
-        parts: response::Parts,
-        body: CacheBody<B>,
-        status: Status,
-    ) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_passed<B>(&self, ex: &Exchange, parts: response::Parts, body: CacheBody<B>, status: Status) -> Answer<B> {
         let body = if ex.parts.method == Method::HEAD {
             CacheBody::empty()
         } else {
@@ -196,28 +173,29 @@ impl Cache {
         response.extensions_mut().remove::<crate::RouteMatch>();
         add_vary(response.headers_mut(), &ex.policy.keyed_headers);
         decorate(response.headers_mut(), &self.inner.name, status);
-        response
+        (response, status.outcome())
     }
 
     /// `504 Gateway Timeout` for an `only-if-cached` request the cache
     /// cannot answer.
-    pub(crate) fn respond_gateway_timeout<B>(&self, ex: &Exchange<'_>) -> Response<CacheBody<B>> {
+    pub(crate) fn respond_gateway_timeout<B>(&self, ex: &Exchange) -> Answer<B> {
+        let status = Status::forward(Fwd::Request);
         let mut response = Response::new(CacheBody::empty());
         *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
         add_vary(response.headers_mut(), &ex.policy.keyed_headers);
-        decorate(response.headers_mut(), &self.inner.name, Status::forward(Fwd::Request));
-        response
+        decorate(response.headers_mut(), &self.inner.name, status);
+        (response, status.outcome())
     }
 
     /// A response passed through without caching; `keyed` are the headers
     /// the route's key depends on, for `Vary`.
-    pub(crate) fn pass<B>(&self, response: Response<B>, status: Status, keyed: &[HeaderName]) -> Response<CacheBody<B>> {
+    pub(crate) fn pass<B>(&self, response: Response<B>, status: Status, keyed: &[HeaderName]) -> Answer<B> {
         let (mut parts, body) = response.into_parts();
         parts.extensions.remove::<CacheHints>();
         parts.extensions.remove::<crate::RouteMatch>();
         add_vary(&mut parts.headers, keyed);
         decorate(&mut parts.headers, &self.inner.name, status);
-        Response::from_parts(parts, CacheBody::stream(body))
+        (Response::from_parts(parts, CacheBody::stream(body)), status.outcome())
     }
 }
 

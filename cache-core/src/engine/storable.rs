@@ -3,10 +3,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, response};
 
-use super::{
-    Cache, rfc,
-    serve::{Exchange, uri_tag},
-};
+use super::{Cache, exchange::Exchange, rfc, serve::uri_tag};
 use crate::{
     CacheHints, CacheMode, CachedEntry, RouteMatch,
     cache_control::CacheControl,
@@ -46,7 +43,7 @@ const fn by_request(reason: &'static str) -> Option<Refusal> {
 
 impl Cache {
     /// Why the response must not be stored, if it must not.
-    pub(crate) fn refusal(&self, ex: &Exchange<'_>, parts: &response::Parts, hints: &CacheHints) -> Option<Refusal> {
+    pub(crate) fn refusal(&self, ex: &Exchange, parts: &response::Parts, hints: &CacheHints) -> Option<Refusal> {
         if !ex.policy.is_cacheable_status(parts.status) {
             return by_response("status not cacheable");
         }
@@ -57,7 +54,7 @@ impl Cache {
             return by_response("response sets a cookie");
         }
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
-        let cc = super::rfc::response_directives(ex.policy, &parts.headers);
+        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         if cc.is_malformed() {
             // A directive that could not be read might forbid storing.
             return by_response("response Cache-Control cannot be parsed");
@@ -98,12 +95,12 @@ impl Cache {
     }
 
     /// Makes the entry for a storable response.
-    pub(crate) fn build_entry(&self, ex: &Exchange<'_>, parts: response::Parts, body: Bytes, hints: &CacheHints) -> CachedEntry {
+    pub(crate) fn build_entry(&self, ex: &Exchange, parts: response::Parts, body: Bytes, hints: &CacheHints) -> CachedEntry {
         let now = self.inner.clock.now_ms();
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
         let mut initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
         // RFC 5861: the response's own stale windows win over the policy's.
-        let cc = super::rfc::response_directives(ex.policy, &parts.headers);
+        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         let rfc_fresh = rfc.then(|| {
             // RFC 9111 §4.2.3: the age is at least the time since `Date`,
             // and it counts against the freshness lifetime.
@@ -147,7 +144,7 @@ impl Cache {
     /// only, and the stored entry is left as it was.
     pub(crate) fn revalidated_entry(
         &self,
-        ex: &Exchange<'_>,
+        ex: &Exchange,
         stale: &CachedEntry,
         mut parts: response::Parts,
         hints: &CacheHints,
@@ -189,14 +186,14 @@ impl Cache {
     /// [`RouteMatch`] the adapter put in the response's extensions, for
     /// frameworks that know the path parameters only once the request has
     /// reached its handler; it takes precedence over the request's.
-    pub(crate) fn route_tags(&self, ex: &Exchange<'_>, routed: Option<&RouteMatch>) -> Vec<String> {
+    pub(crate) fn route_tags(&self, ex: &Exchange, routed: Option<&RouteMatch>) -> Vec<String> {
         let templates = &ex.policy.tags;
         if templates.is_empty() {
             return Vec::new();
         }
         let tenant = ex.policy.key.tenant(&ex.parts);
         let params = match templates.iter().any(TagTemplate::needs_params) {
-            true => routed.unwrap_or(ex.route).params(&ex.parts),
+            true => routed.unwrap_or(&ex.route).params(&ex.parts),
             false => std::borrow::Cow::Borrowed(&[][..]),
         };
         let ctx = TagContext {
@@ -209,7 +206,7 @@ impl Cache {
 
     /// The request's values of the headers the response varies on, except
     /// those already in the key.
-    fn varied_values(&self, ex: &Exchange<'_>, response: &HeaderMap) -> Vec<(HeaderName, Option<HeaderValue>)> {
+    fn varied_values(&self, ex: &Exchange, response: &HeaderMap) -> Vec<(HeaderName, Option<HeaderValue>)> {
         vary_names(response)
             .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
             .filter(|name| !ex.policy.keyed_headers.contains(name))

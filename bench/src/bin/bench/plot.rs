@@ -234,7 +234,7 @@ fn growth(results: &Results, path: &Path) -> anyhow::Result<()> {
     let last = variants.len().max(1) as f64 - 1.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            "In-process hit latency (Cache::serve_now, moka) by entries held",
+            "In-process hit latency (Cache::begin, moka) by entries held",
             ("sans-serif", 22),
         )
         .margin(12)

@@ -1,0 +1,154 @@
+//! The first step of serving a request: classify it, key it, and answer a
+//! fresh in-process hit at once.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Response, request::Parts};
+use tracing::field;
+
+use super::{
+    Cache,
+    classify::{Class, classify},
+    exchange::{Exchange, Head, record_key},
+    freshness::{in_early_refresh_window, usable},
+    hit_headers::HitHead,
+    respond::response,
+};
+use crate::{CacheBody, CachePolicy, CachedEntry, key::CacheKey, metrics::Outcome};
+
+/// What [`Cache::begin`] made of a request.
+#[derive(Debug)]
+pub enum Begun<'a> {
+    /// A fresh entry in this process answers it: no asynchronous work.
+    Ready(Ready<'a>),
+    /// The rest is asynchronous: [`Exchange::serve`].
+    Exchange(Exchange),
+}
+
+/// A hit answered without waiting (see [`Cache::begin`]); already counted.
+pub struct Ready<'a> {
+    cache: &'a Cache,
+    policy: &'a CachePolicy,
+    parts: Parts,
+    entry: Arc<CachedEntry>,
+    now: u64,
+    key: CacheKey,
+}
+
+impl std::fmt::Debug for Ready<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ready").field("uri", &self.parts.uri).finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// Starts serving a request: classifies it against `policy` and builds
+    /// its key, once. A fresh entry that this process holds (an in-process
+    /// store, or a tiered store's L1) answers at once ([`Begun::Ready`]);
+    /// anything else needs asynchronous work: [`Exchange::serve`] with the
+    /// request's body and the origin.
+    ///
+    /// ```
+    /// # use std::convert::Infallible;
+    /// # use bytes::Bytes;
+    /// # use cache_core::{Cache, CachePolicy, MokaStore, adapter::Begun};
+    /// # use http::{Request, Response};
+    /// # use http_body_util::Full;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let cache = Cache::new(MokaStore::new());
+    /// # let policy = CachePolicy::with_ttl(std::time::Duration::from_secs(60));
+    /// let (parts, body) = Request::get("/greeting").body(()).unwrap().into_parts();
+    /// let response = match cache.begin(&policy, parts) {
+    ///     Begun::Ready(hit) => hit.response(),
+    ///     Begun::Exchange(exchange) => {
+    ///         let origin = |_req: Request<()>| async {
+    ///             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+    ///         };
+    ///         exchange.serve(body, origin).await.unwrap().response
+    ///     }
+    /// };
+    /// assert_eq!(response.headers()["x-cache"], "MISS");
+    /// # }
+    /// ```
+    pub fn begin<'a>(&'a self, policy: &'a CachePolicy, parts: Parts) -> Begun<'a> {
+        let inner = policy.inner();
+        let class = classify(&parts, inner);
+        // A request passed through is never looked up: no key.
+        let key = match class {
+            Class::Pass(_) => CacheKey::empty(),
+            _ => inner.key.build(&parts),
+        };
+        let fresh = match class {
+            Class::Cacheable => self.fresh_now(inner, &parts, &key),
+            _ => None,
+        };
+        let Some((entry, now)) = fresh else {
+            return Begun::Exchange(Exchange::new(self, policy, parts, class, key));
+        };
+        inner.metrics.request(Outcome::Hit);
+        let span = tracing::debug_span!("http_cache", route = inner.metrics.label(), key = field::Empty, outcome = "hit");
+        record_key(&span, &key);
+        Begun::Ready(Ready {
+            cache: self,
+            policy,
+            parts,
+            entry,
+            now,
+            key,
+        })
+    }
+
+    /// The fresh entry this process holds for the request, unless an early
+    /// refresh may be due (the asynchronous path decides, and can start it).
+    fn fresh_now(&self, policy: &crate::policy::PolicyInner, parts: &Parts, key: &CacheKey) -> Option<(Arc<CachedEntry>, u64)> {
+        let entry = self.inner.store.get_now(key.as_str())?;
+        let now = self.inner.clock.now_ms();
+        usable(&entry, parts, now, policy).ok()?;
+        (!in_early_refresh_window(policy, &entry, now)).then_some((entry, now))
+    }
+}
+
+impl Ready<'_> {
+    fn head(&self) -> Head<'_> {
+        Head {
+            parts: &self.parts,
+            policy: self.policy.inner(),
+        }
+    }
+
+    /// The response: the stored one with the headers of a hit (`304` when
+    /// the request's conditionals allow, no body for `HEAD`).
+    pub fn response<B>(&self) -> Response<CacheBody<B>> {
+        let (mut response, _) = self.cache.respond_hit(self.head(), &self.entry, self.now);
+        self.cache.debug_key(&mut response, &self.key);
+        response
+    }
+
+    /// [`response`](Ready::response) for adapters that convert headers to
+    /// their framework's types: when the hit's headers are the ones every
+    /// hit on the entry answers with this second, the response comes with
+    /// an **empty** header map and the headers in the [`HitHead`], which
+    /// converts them once for all those hits ([`HitHead::converted`]).
+    /// Otherwise (`HEAD`, a `304`, a debug key in `Cache-Status`) the
+    /// headers are in the response and the head is `None`.
+    pub fn shared_response<B>(&self) -> (Response<CacheBody<B>>, Option<HitHead>) {
+        let head = self.head();
+        match self.cache.shared_hit(head, &self.entry, self.now) {
+            Some(memo) if !self.cache.inner.debug_keys => {
+                let body = CacheBody::full(self.entry.body.clone());
+                (response(self.entry.status, HeaderMap::new(), body), Some(HitHead(memo)))
+            }
+            shared => {
+                let (mut response, _) = self.cache.respond_hit_with(head, &self.entry, self.now, shared);
+                self.cache.debug_key(&mut response, &self.key);
+                (response, None)
+            }
+        }
+    }
+
+    /// The request head, given back.
+    pub fn into_parts(self) -> Parts {
+        self.parts
+    }
+}
