@@ -1,6 +1,6 @@
 //! The actix-web `Transform` and its service.
 
-use std::{cell::RefCell, future::ready, rc::Rc, sync::Arc};
+use std::{cell::RefCell, future::ready, rc::Rc};
 
 use actix_web::{
     HttpMessage, HttpRequest,
@@ -26,7 +26,7 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct CacheMiddleware {
     cache: Cache,
-    policies: Arc<Policies>,
+    policies: Policies,
 }
 
 impl CacheMiddleware {
@@ -35,7 +35,7 @@ impl CacheMiddleware {
     pub fn new(cache: &Cache, policies: impl Into<Policies>) -> Self {
         CacheMiddleware {
             cache: cache.clone(),
-            policies: Arc::new(policies.into()),
+            policies: policies.into(),
         }
     }
 
@@ -44,8 +44,7 @@ impl CacheMiddleware {
     /// none to leave it uncached.
     #[must_use]
     pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
-        let policies = Arc::unwrap_or_clone(self.policies).route(pattern, policy);
-        self.policies = Arc::new(policies);
+        self.policies = self.policies.route(pattern, policy);
         self
     }
 }
@@ -106,7 +105,7 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let policies = Arc::clone(&self.layer.policies);
+        let policies = &self.layer.policies;
         let served = req.extensions().get::<Served>().is_some();
         // The pattern costs an allocation: only read it when it matters.
         let pattern = match policies.by_route() && !served {

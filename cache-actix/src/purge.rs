@@ -37,7 +37,7 @@
 //! # let _ = app;
 //! ```
 
-use std::{future::ready, rc::Rc, sync::Arc};
+use std::{future::ready, rc::Rc};
 
 use actix_web::{
     HttpRequest, HttpResponse, Resource,
@@ -46,13 +46,15 @@ use actix_web::{
     http::StatusCode as ActixStatus,
     web,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use cache_core::purge::purge_response;
 pub use cache_core::purge::{
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ITEMS, PURGE_PATH, PurgeAuth, PurgeError, PurgeLimits, PurgeOutcome, PurgeRequest, Purger,
 };
 use cache_core::{CachePolicy, Policies};
 use futures_util::{StreamExt, future::LocalBoxFuture};
+use http_body::Frame;
+use http_body_util::StreamBody;
 
 use crate::convert::{headers_to_actix, headers_to_http, request_parts};
 
@@ -66,25 +68,8 @@ pub fn purge_resource(path: &str, purger: Purger) -> Resource {
 }
 
 async fn read_and_purge(purger: &Purger, req: &HttpRequest, payload: web::Payload) -> Result<PurgeOutcome, PurgeError> {
-    let headers = headers_to_http(req.headers());
-    purger.authorize(&headers)?;
-    purger.check_length(&headers)?;
-    let body = read_body(payload, purger.limits().max_body_bytes).await?;
-    let request = purger.parse(&body)?;
-    purger.purge(&request).await
-}
-
-/// Reads the payload, but never past `limit` bytes.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, PurgeError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| PurgeError::Body(Box::new(error)))?;
-        if body.len() + chunk.len() > limit {
-            return Err(PurgeError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+    let body = StreamBody::new(payload.map(|chunk| chunk.map(Frame::data)));
+    purger.purge_body(&headers_to_http(req.headers()), body).await
 }
 
 /// A purge answer as actix sends it.
@@ -107,7 +92,7 @@ fn actix_response(response: &http::Response<Bytes>) -> HttpResponse {
 #[derive(Clone, Debug)]
 pub struct PurgeMiddleware {
     purger: Option<Purger>,
-    policies: Arc<Policies>,
+    policies: Policies,
 }
 
 impl PurgeMiddleware {
@@ -117,7 +102,7 @@ impl PurgeMiddleware {
     pub fn new(purger: impl Into<Option<Purger>>, policies: impl Into<Policies>) -> Self {
         PurgeMiddleware {
             purger: purger.into(),
-            policies: Arc::new(policies.into()),
+            policies: policies.into(),
         }
     }
 
@@ -125,8 +110,7 @@ impl PurgeMiddleware {
     /// (`/api/v1/products/{id}`) its policy, or none (`404`).
     #[must_use]
     pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
-        let policies = Arc::unwrap_or_clone(self.policies).route(pattern, policy);
-        self.policies = Arc::new(policies);
+        self.policies = self.policies.route(pattern, policy);
         self
     }
 

@@ -218,16 +218,6 @@ impl KeySpec {
         names
     }
 
-    /// Whether the request repeats the tenant header: such a request is not
-    /// served from the cache, since the application might read any of the
-    /// values.
-    pub fn has_repeated_tenant_header(&self, headers: &HeaderMap) -> bool {
-        match &self.tenant {
-            Some(TenantSource::Header(name)) => headers.get_all(name).iter().nth(1).is_some(),
-            _ => false,
-        }
-    }
-
     /// The tenant of a request according to this spec.
     pub fn tenant(&self, parts: &Parts) -> Option<String> {
         self.tenant.as_ref()?.tenant(parts)

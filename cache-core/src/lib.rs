@@ -11,9 +11,11 @@
 //! What happens to a request:
 //!
 //! 1. **Policy.** The route's [`CachePolicy`] (or none: the request passes
-//!    through). Only `GET` and `HEAD` are served from the cache; `POST`,
-//!    `PUT`, `PATCH` and `DELETE` pass through and, when they succeed, drop
-//!    the entries of their own URI and the tags their route declares.
+//!    through). Only `GET` and `HEAD` are served from the cache; `OPTIONS`
+//!    and `TRACE` pass through; every other method (`POST`, `PUT`,
+//!    `PATCH`, `DELETE`, extension methods such as `M-SEARCH`) passes
+//!    through and, when it succeeds, drops the entries of its own URI and
+//!    the tags its route declares (RFC 9111 §4.4).
 //! 2. **Key.** Built by the policy's [`KeySpec`]: namespace, version, tenant,
 //!    path, allowed query parameters in sorted order, varied headers; escaped
 //!    so that no two different requests share a key. The path and query are
@@ -192,6 +194,7 @@ mod hit_for_miss;
 mod invalidate;
 mod invalidation_log;
 pub mod key;
+mod method;
 pub mod metrics;
 mod path_pattern;
 mod percent;

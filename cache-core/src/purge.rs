@@ -230,9 +230,26 @@ impl Purger {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        self.authorize(request.headers())?;
-        self.check_length(request.headers())?;
-        let body = self.read_body(request.into_body()).await?;
+        let (parts, body) = request.into_parts();
+        self.purge_body(&parts.headers, body).await
+    }
+
+    /// The `POST /purge` endpoint's work for adapters whose bodies are not
+    /// `Send`: authorizes the request by its `headers`, reads `body` up to
+    /// the limit, parses it and purges.
+    ///
+    /// # Errors
+    ///
+    /// As [`Purger::authorize`], [`Purger::check_length`],
+    /// [`Purger::read_body`], [`Purger::parse`] and [`Purger::purge`].
+    pub async fn purge_body<B>(&self, headers: &HeaderMap, body: B) -> Result<PurgeOutcome, PurgeError>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        self.authorize(headers)?;
+        self.check_length(headers)?;
+        let body = self.read_body(body).await?;
         let request = self.parse(&body)?;
         self.purge(&request).await
     }

@@ -112,8 +112,15 @@ impl RouteMatch {
 /// drops its policy's tags and its URI's entries; every
 /// [`InvalidationRule`] that matches it drops its tags too, even where no
 /// policy applies.
+///
+/// Cheap to clone: clones share the table until one of them is changed.
 #[derive(Debug, Clone, Default)]
 pub struct Policies {
+    table: Arc<Table>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Table {
     default: Option<CachePolicy>,
     routes: HashMap<String, Option<CachePolicy>>,
     paths: Vec<(PathPattern, Option<CachePolicy>)>,
@@ -123,10 +130,12 @@ pub struct Policies {
 impl Policies {
     /// Policies with `default` for every route without an override.
     pub fn new(default: impl Into<Option<CachePolicy>>) -> Self {
-        Policies {
-            default: default.into(),
-            ..Policies::default()
-        }
+        Policies::default().fallback(default)
+    }
+
+    /// The table, to change (copied first if another clone shares it).
+    fn table(&mut self) -> &mut Table {
+        Arc::make_mut(&mut self.table)
     }
 
     /// Every policy replaced by `f(policy)`: the default, those of routes
@@ -139,9 +148,10 @@ impl Policies {
                 *p = f(p);
             }
         };
-        apply(&mut self.default);
-        self.routes.values_mut().for_each(apply);
-        self.paths.iter_mut().for_each(|(_, policy)| apply(policy));
+        let table = self.table();
+        apply(&mut table.default);
+        table.routes.values_mut().for_each(apply);
+        table.paths.iter_mut().for_each(|(_, policy)| apply(policy));
         self
     }
 
@@ -149,7 +159,7 @@ impl Policies {
     /// (`None`: they pass through uncached).
     #[must_use]
     pub fn fallback(mut self, policy: impl Into<Option<CachePolicy>>) -> Self {
-        self.default = policy.into();
+        self.table().default = policy.into();
         self
     }
 
@@ -160,7 +170,7 @@ impl Policies {
     pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
         let pattern = pattern.into();
         let policy = labelled(policy.into(), &pattern);
-        self.routes.insert(pattern, policy);
+        self.table().routes.insert(pattern, policy);
         self
     }
 
@@ -170,14 +180,14 @@ impl Policies {
     #[must_use]
     pub fn path(mut self, pattern: PathPattern, policy: impl Into<Option<CachePolicy>>) -> Self {
         let policy = labelled(policy.into(), pattern.as_str());
-        self.paths.push((pattern, policy));
+        self.table().paths.push((pattern, policy));
         self
     }
 
     /// Adds an invalidation rule.
     #[must_use]
     pub fn invalidate_on(mut self, rule: InvalidationRule) -> Self {
-        self.rules.push(rule);
+        self.table().rules.push(rule);
         self
     }
 
@@ -185,23 +195,23 @@ impl Policies {
     /// resolving needs the request's route pattern (adapters skip computing
     /// it otherwise).
     pub fn by_route(&self) -> bool {
-        !self.routes.is_empty()
+        !self.table.routes.is_empty()
     }
 
     /// What applies to a request with `method` and `path` that matched the
     /// framework route `pattern` (when the framework tells), or `None` to
     /// pass it through untouched.
     pub fn select(&self, pattern: Option<&str>, method: &Method, path: &str) -> Option<Selection<'_>> {
-        let by_path = || self.paths.iter().find(|(p, _)| p.matches(path));
-        let framework = match self.routes.is_empty() {
+        let by_path = || self.table.paths.iter().find(|(p, _)| p.matches(path));
+        let framework = match self.table.routes.is_empty() {
             true => None,
-            false => pattern.and_then(|p| self.routes.get(p)),
+            false => pattern.and_then(|p| self.table.routes.get(p)),
         };
         let (policy, path_route) = match framework {
             Some(route) => (route.as_ref(), None),
             None => match by_path() {
                 Some((pattern, policy)) => (policy.as_ref(), Some(pattern)),
-                None => (self.default.as_ref(), None),
+                None => (self.table.default.as_ref(), None),
             },
         };
         if let Some(policy) = policy {
@@ -213,7 +223,7 @@ impl Policies {
         }
         // No policy: an unsafe request that a rule covers still invalidates.
         if is_unsafe(method) {
-            let rule = self.rules.iter().find(|rule| rule.applies(method, path))?;
+            let rule = self.table.rules.iter().find(|rule| rule.applies(method, path))?;
             return Some(Selection {
                 policies: self,
                 policy: &rule.policy,
@@ -233,7 +243,7 @@ fn labelled(policy: Option<CachePolicy>, pattern: &str) -> Option<CachePolicy> {
 }
 
 fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+    !crate::method::is_safe(method)
 }
 
 /// What [`Policies::select`] chose for a request.
@@ -268,7 +278,7 @@ impl<'a> Selection<'a> {
             None => framework,
         };
         if is_unsafe(&parts.method) {
-            for rule in self.policies.rules.iter() {
+            for rule in self.policies.table.rules.iter() {
                 if let Some(mut captures) = rule.captures(&parts.method, path) {
                     for (_, value) in &mut captures {
                         *value = crate::percent::decode(value).into_owned();

@@ -1,4 +1,4 @@
-use std::{fmt, sync::Arc};
+use std::fmt;
 
 use cache_core::{Cache, CachePolicy, Policies};
 use http::{Extensions, request::Parts};
@@ -41,7 +41,7 @@ impl RouteInfo {
 #[derive(Clone)]
 pub struct CacheLayer {
     pub(crate) cache: Cache,
-    pub(crate) policies: Arc<Policies>,
+    pub(crate) policies: Policies,
     pub(crate) route_info: RouteInfo,
 }
 
@@ -60,7 +60,7 @@ impl CacheLayer {
     pub fn new(cache: &Cache, policies: impl Into<Policies>) -> Self {
         CacheLayer {
             cache: cache.clone(),
-            policies: Arc::new(policies.into()),
+            policies: policies.into(),
             route_info: RouteInfo::NONE,
         }
     }
@@ -68,8 +68,7 @@ impl CacheLayer {
     /// Sets the policy of one route pattern (`None`: not cached).
     #[must_use]
     pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
-        let policies = Arc::unwrap_or_clone(self.policies).route(pattern, policy);
-        self.policies = Arc::new(policies);
+        self.policies = self.policies.route(pattern, policy);
         self
     }
 

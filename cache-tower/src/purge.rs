@@ -82,7 +82,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 #[derive(Clone)]
 pub struct PurgeLayer {
     purger: Option<Purger>,
-    policies: Arc<Policies>,
+    policies: Policies,
     route_info: RouteInfo,
     endpoint: Option<Arc<str>>,
 }
@@ -103,7 +103,7 @@ impl PurgeLayer {
     pub fn new(purger: impl Into<Option<Purger>>, policies: impl Into<Policies>) -> Self {
         PurgeLayer {
             purger: purger.into(),
-            policies: Arc::new(policies.into()),
+            policies: policies.into(),
             route_info: RouteInfo::NONE,
             endpoint: None,
         }
@@ -112,8 +112,7 @@ impl PurgeLayer {
     /// Sets the policy of one route pattern (`None`: nothing cached, `404`).
     #[must_use]
     pub fn route(mut self, pattern: impl Into<String>, policy: impl Into<Option<CachePolicy>>) -> Self {
-        let policies = Arc::unwrap_or_clone(self.policies).route(pattern, policy);
-        self.policies = Arc::new(policies);
+        self.policies = self.policies.route(pattern, policy);
         self
     }
 

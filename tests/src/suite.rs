@@ -625,6 +625,21 @@ pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {
     let delete = s.request(Method::DELETE, "/status/404").send().await.unwrap();
     assert_eq!(delete.status(), StatusCode::NOT_FOUND);
     assert_eq!(fetch(&s, "/status/404").await.1, "HIT", "a failed DELETE invalidated");
+
+    // Safe methods pass through and change nothing; a method not known to
+    // be safe invalidates like PUT (RFC 9111 §4.4).
+    fetch(&s, "/plain/8").await;
+    let options = s.request(Method::OPTIONS, "/plain/8").send().await.unwrap();
+    assert_eq!(
+        (options.status(), header(&options, "x-cache")),
+        (StatusCode::OK, "BYPASS".to_owned())
+    );
+    assert_eq!(fetch(&s, "/plain/8").await.1, "HIT", "OPTIONS invalidated");
+    let search = Method::from_bytes(b"M-SEARCH").unwrap();
+    let search = s.request(search, "/plain/8").send().await.unwrap();
+    assert_eq!((search.status(), header(&search, "x-cache")), (StatusCode::OK, "BYPASS".to_owned()));
+    assert_eq!(fetch(&s, "/plain/8").await.1, "MISS", "an extension method did not invalidate");
+    assert_eq!(s.origin.calls("/plain/8"), 4);
 }
 
 /// TTL and tags set by a handler through `CacheHints`.

@@ -2,7 +2,7 @@
 
 use http::{Method, header, request::Parts};
 
-use crate::{cache_status::Fwd, key::TenantSource, policy::PolicyInner};
+use crate::{cache_status::Fwd, key::TenantSource, method::is_safe, policy::PolicyInner};
 
 /// How the engine treats a request, before any lookup.
 pub(crate) enum Class {
@@ -13,17 +13,18 @@ pub(crate) enum Class {
     StoreOnly,
     /// Passed to the origin untouched.
     Pass(Fwd),
-    /// An unsafe method: passed on, then invalidates on success.
+    /// A method not known to be safe: passed on, then invalidates on
+    /// success.
     Unsafe,
 }
 
 pub(crate) fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
     let m = &parts.method;
-    if *m == Method::POST || *m == Method::PUT || *m == Method::PATCH || *m == Method::DELETE {
-        return Class::Unsafe;
-    }
     if *m != Method::GET && *m != Method::HEAD {
-        return Class::Pass(Fwd::Method);
+        return match is_safe(m) {
+            true => Class::Pass(Fwd::Method),
+            false => Class::Unsafe,
+        };
     }
     // One pass over the request's headers (a handful) rather than a lookup
     // per header of interest: this runs on every request.
