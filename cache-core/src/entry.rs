@@ -158,6 +158,27 @@ impl CachedEntry {
     }
 }
 
+/// The same headers in as little memory as a `HeaderMap` allows, for
+/// keeping: the map sized for them exactly, and every value a slice of one
+/// buffer (one allocation rather than one per value).
+pub(crate) fn compact_headers(headers: &HeaderMap) -> HeaderMap {
+    let len = headers.values().map(HeaderValue::len).sum();
+    let mut buffer = bytes::BytesMut::with_capacity(len);
+    headers.values().for_each(|value| buffer.extend_from_slice(value.as_bytes()));
+    let buffer = buffer.freeze();
+    let mut compact = HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
+    for (name, value) in headers {
+        let end = at + value.len();
+        // The bytes of a valid value are valid: the fallback never runs.
+        let mut kept = HeaderValue::from_maybe_shared(buffer.slice(at..end)).unwrap_or_else(|_| value.clone());
+        kept.set_sensitive(value.is_sensitive());
+        compact.append(name.clone(), kept);
+        at = end;
+    }
+    compact
+}
+
 /// All values of a request header joined with `", "`, as compared for `Vary`.
 pub(crate) fn combined_value(headers: &HeaderMap, name: &HeaderName) -> Option<HeaderValue> {
     let mut values = headers.get_all(name).iter();
@@ -201,5 +222,29 @@ mod tests {
         assert!(e.vary_matches(&req));
         req.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         assert!(!e.vary_matches(&req));
+    }
+
+    #[test]
+    fn compact_headers_keep_every_value_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static(""));
+        headers.append(
+            HeaderName::from_static("x-custom"),
+            HeaderValue::from_bytes(b"\xff obs-text").unwrap(),
+        );
+        let mut secret = HeaderValue::from_static("Bearer x");
+        secret.set_sensitive(true);
+        headers.append(header::AUTHORIZATION, secret);
+        let compact = compact_headers(&headers);
+        assert_eq!(compact, headers);
+        let pairs = |map: &HeaderMap| {
+            map.iter()
+                .map(|(n, v)| (n.clone(), v.clone(), v.is_sensitive()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&compact), pairs(&headers));
+        assert!(compact_headers(&HeaderMap::new()).is_empty());
     }
 }

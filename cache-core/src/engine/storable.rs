@@ -117,6 +117,7 @@ impl Cache {
             headers.insert(header::ETAG, generated_etag(&body));
         }
         super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
+        let headers = crate::entry::compact_headers(&headers);
         let fresh_for = hints
             .ttl_override()
             .or(rfc_fresh)
@@ -178,7 +179,7 @@ impl Cache {
         parts.status = entry.status;
         parts.headers = std::mem::take(&mut entry.headers);
         let refusal = self.refusal(ex, &parts, hints);
-        entry.headers = parts.headers;
+        entry.headers = crate::entry::compact_headers(&parts.headers);
         (entry, refusal)
     }
 

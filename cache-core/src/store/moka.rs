@@ -50,7 +50,8 @@ pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// ```
 #[derive(Clone)]
 pub struct MokaStore {
-    cache: Cache<String, Stored, ahash::RandomState>,
+    /// Keys are shared with the tag index: one allocation per key.
+    cache: Cache<Arc<str>, Stored, ahash::RandomState>,
     tags: Arc<TagIndex>,
     next_id: Arc<AtomicU64>,
     stripes: Arc<KeyStripes>,
@@ -107,20 +108,20 @@ struct Stored {
 /// tag -> (key -> id of the entry at that key carrying the tag).
 #[derive(Default)]
 struct TagIndex {
-    map: Mutex<HashMap<String, HashMap<String, u64>>>,
+    map: Mutex<HashMap<String, HashMap<Arc<str>, u64>>>,
 }
 
 impl TagIndex {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<String, u64>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashMap<Arc<str>, u64>>> {
         // The map stays consistent across a panic in another thread: every
         // critical section is a plain insert or remove.
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn add(&self, key: &str, stored: &Stored) {
+    fn add(&self, key: &Arc<str>, stored: &Stored) {
         let mut map = self.lock();
         for tag in &stored.entry.tags {
-            map.entry(tag.clone()).or_default().insert(key.to_owned(), stored.id);
+            map.entry(tag.clone()).or_default().insert(Arc::clone(key), stored.id);
         }
     }
 
@@ -142,19 +143,19 @@ impl TagIndex {
 
     /// Removes `tag` and returns its keys (with the id of the entry that
     /// carried it at each).
-    fn take(&self, tag: &str) -> HashMap<String, u64> {
+    fn take(&self, tag: &str) -> HashMap<Arc<str>, u64> {
         self.lock().remove(tag).unwrap_or_default()
     }
 }
 
 struct PerEntryExpiry;
 
-impl moka::Expiry<String, Stored> for PerEntryExpiry {
-    fn expire_after_create(&self, _key: &String, value: &Stored, _created_at: Instant) -> Option<Duration> {
+impl moka::Expiry<Arc<str>, Stored> for PerEntryExpiry {
+    fn expire_after_create(&self, _key: &Arc<str>, value: &Stored, _created_at: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
 
-    fn expire_after_update(&self, _key: &String, value: &Stored, _updated_at: Instant, _left: Option<Duration>) -> Option<Duration> {
+    fn expire_after_update(&self, _key: &Arc<str>, value: &Stored, _updated_at: Instant, _left: Option<Duration>) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -224,9 +225,9 @@ impl MokaStoreBuilder {
         let listener_tags = Arc::clone(&tags);
         let cache = Cache::builder()
             .max_capacity(self.max_capacity)
-            .weigher(|key: &String, value: &Stored| u32::try_from(weight(key, &value.entry)).unwrap_or(u32::MAX))
+            .weigher(|key: &Arc<str>, value: &Stored| u32::try_from(weight(key, &value.entry)).unwrap_or(u32::MAX))
             .expire_after(PerEntryExpiry)
-            .eviction_listener(move |key: Arc<String>, value: Stored, _cause: RemovalCause| {
+            .eviction_listener(move |key: Arc<Arc<str>>, value: Stored, _cause: RemovalCause| {
                 listener_tags.forget(&key, &value);
             })
             // Keys carry request input: a keyed hash resists flooding.
@@ -240,10 +241,11 @@ impl MokaStoreBuilder {
     }
 }
 
-/// Bytes an entry holds: the key, the entry, and its tag index slots.
+/// Bytes an entry holds: the key (one copy, shared by moka and the tag
+/// index), the entry, and its tag index slots.
 fn weight(key: &str, entry: &CachedEntry) -> usize {
-    let index = entry.tags.len() * (key.len() + 48);
-    key.len() + entry.weight() + index
+    let index = entry.tags.len() * 48;
+    key.len() + 16 + entry.weight() + index
 }
 
 impl Store for MokaStore {
@@ -268,8 +270,9 @@ impl Store for MokaStore {
                 stored_at: Instant::now(),
                 id: self.next_id.fetch_add(1, Ordering::Relaxed),
             };
-            self.tags.add(key, &stored);
-            self.cache.insert(key.to_owned(), stored);
+            let key: Arc<str> = Arc::from(key);
+            self.tags.add(&key, &stored);
+            self.cache.insert(key, stored);
         }
         metrics::operation(StoreLabel::Moka, Op::Put, started);
         self.sample_size();
@@ -325,7 +328,7 @@ impl MokaStore {
     }
 
     fn drop_prefixed(&self, prefix: &str) -> u64 {
-        let keys: Vec<Arc<String>> = self
+        let keys: Vec<Arc<Arc<str>>> = self
             .cache
             .iter()
             .filter(|(key, _)| key.starts_with(prefix))
@@ -333,7 +336,7 @@ impl MokaStore {
             .collect();
         let mut dropped = 0;
         for key in keys {
-            dropped += u64::from(self.cache.remove(key.as_str()).is_some());
+            dropped += u64::from(self.cache.remove(&**key).is_some());
         }
         dropped
     }
