@@ -72,11 +72,39 @@
 //! filled from the rule path's parameters, the request's headers and the
 //! tenant as the route reads it.
 //!
+//! # Other formats
+//!
+//! [`Policies`], [`CachePolicy`] (the fields of one route, without `path`,
+//! `cache` and `invalidated_by`) and [`Ttl`](crate::Ttl) implement
+//! [`serde::Deserialize`] with the same fields and values, so the table can
+//! live in YAML or JSON, or inside an application's own configuration read
+//! with figment or config-rs; unknown fields are refused there too:
+//!
+//! ```
+//! # fn main() -> Result<(), serde_json::Error> {
+//! use cache_core::Policies;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Settings {
+//!     port: u16,
+//!     cache: Policies,
+//! }
+//!
+//! let settings: Settings = serde_json::from_str(r#"{
+//!     "port": 8080,
+//!     "cache": { "route": [{ "path": "/api/v1/products/{id}", "ttl": "1h" }] }
+//! }"#)?;
+//! # let _ = settings.port;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //!
 //! Loading stops at the first mistake, and [`ConfigFileError`] names the
 //! file, the route (its number and path) and the field:
 //! `cache.toml: route 2 (/api/v1/products/{id}): ttl: invalid duration "1x"`.
+//! Through serde, the same message without the file's name.
 
 use std::{fmt, path::Path};
 
@@ -166,15 +194,24 @@ impl Policies {
     ///
     /// As [`Policies::from_toml_file`].
     pub fn from_toml_str(source: &str, file: &str) -> Result<Policies, ConfigFileError> {
+        let document: Table = source.parse().map_err(|e: toml::de::Error| ConfigFileError {
+            file: file.to_owned(),
+            route: None,
+            field: None,
+            message: syntax_message(&e, source),
+        })?;
+        Policies::from_table(document, file)
+    }
+
+    /// Loads a table already parsed (from TOML, or through serde from any
+    /// format); `file` names it in errors.
+    fn from_table(mut document: Table, file: &str) -> Result<Policies, ConfigFileError> {
         let error = |route: Option<String>, field: Option<&str>, message: String| ConfigFileError {
             file: file.to_owned(),
             route,
             field: field.map(str::to_owned),
             message,
         };
-        let mut document: Table = source
-            .parse()
-            .map_err(|e: toml::de::Error| error(None, None, syntax_message(&e, source)))?;
         let defaults = match document.remove("defaults") {
             None => Table::new(),
             Some(Value::Table(table)) => table,
@@ -230,6 +267,37 @@ impl Policies {
             policies = route.register(policies);
         }
         Ok(policies)
+    }
+}
+
+/// Reads a table of route policies (`defaults` and a list of `route`s, as
+/// in the [module docs](self)) from any serde format: YAML, JSON, or a
+/// team's own configuration through figment or config-rs. Errors name the
+/// route and the field, as [`Policies::from_toml_str`]'s do.
+impl<'de> serde::Deserialize<'de> for Policies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let document = Table::deserialize(deserializer)?;
+        Policies::from_table(document, "policies").map_err(|e| serde::de::Error::custom(e.without_file()))
+    }
+}
+
+/// Reads one policy (the fields of a route, without `path`, `cache` and
+/// `invalidated_by`) from any serde format, with the
+/// [module docs](self)' fields and values. Unknown fields are refused.
+impl<'de> serde::Deserialize<'de> for CachePolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let table = Table::deserialize(deserializer)?;
+        policy_builder(&table)
+            .and_then(|builder| builder.build().map_err(FieldError::from))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl ConfigFileError {
+    /// The error without the file's name: `route 2 (/a): ttl: ...`.
+    fn without_file(&self) -> String {
+        let full = self.to_string();
+        full.strip_prefix(&format!("{}: ", self.file)).unwrap_or(&full).to_owned()
     }
 }
 
@@ -532,6 +600,109 @@ mod tests {
                 "{source:?}\n  gave {message:?}\n  expected {expected:?}"
             );
         }
+    }
+
+    /// The TOML table above, in YAML.
+    const YAML: &str = r#"
+defaults:
+  namespace: shop
+  tenant_header: x-tenant-id
+  ttl: 10m
+  status_ttl: { 404: 30s }
+route:
+  - path: "/api/v1/products/{id}"
+    ttl: 1h
+    status_ttl: { "410": 5m }
+    tags: ["product:{tenant}:{id}"]
+    invalidated_by: [{ method: PUT, path: "/api/v1/products/{id}" }]
+  - path: /api/v1/products
+    tags: ["products:{tenant}"]
+    invalidated_by:
+      - { methods: [put, DELETE], path: "/api/v1/products/{id}" }
+      - { path: /api/v1/orders }
+  - path: /admin/*
+    cache: false
+  - path: /*
+    mode: rfc9111
+"#;
+
+    /// A selected policy's TTL, 404 TTL, label and mode, and the tags a
+    /// `PUT` of the path drops.
+    type Selected = (u64, u64, String, CacheMode, Vec<String>);
+
+    /// What a table selects for a few requests, to compare loaders.
+    fn selected(policies: &Policies) -> Vec<Option<Selected>> {
+        ["/api/v1/products/7", "/api/v1/products", "/admin/users", "/other"]
+            .into_iter()
+            .map(|path| {
+                let policy = policies.select(None, &Method::GET, path)?.policy().clone();
+                let put = parts("PUT", path);
+                let route = policies
+                    .select(None, &Method::PUT, path)
+                    .map(|s| s.route_match(&put, crate::RouteMatch::default()));
+                Some((
+                    policy.ttl().as_secs(),
+                    policy.inner().ttl_for(StatusCode::NOT_FOUND).as_secs(),
+                    policy.label().to_owned(),
+                    policy.mode(),
+                    route.map(|r| r.invalidations().to_vec()).unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_table_loads_from_yaml_and_through_figment() {
+        use figment::{
+            Figment,
+            providers::{Format, Toml, Yaml},
+        };
+        let from_toml = selected(&load(TABLE).unwrap());
+        assert_eq!(from_toml[0].as_ref().unwrap().0, 3600, "the fixture selects something");
+        let from_yaml: Policies = Figment::from(Yaml::string(YAML)).extract().unwrap();
+        assert_eq!(selected(&from_yaml), from_toml);
+        // Nested in an application's own configuration, next to its other
+        // settings.
+        #[derive(serde::Deserialize)]
+        struct AppConfig {
+            #[allow(dead_code)]
+            port: u16,
+            cache: Policies,
+        }
+        let nested = format!(
+            "port = 8080\n{}",
+            TABLE
+                .replace("[defaults]", "[cache.defaults]")
+                .replace("[[route]]", "[[cache.route]]")
+        );
+        let app: AppConfig = Figment::from(Toml::string(&nested)).extract().unwrap();
+        assert_eq!(selected(&app.cache), from_toml);
+        // And from JSON: any serde format.
+        let json = r#"{"route": [{"path": "/a", "ttl": "90s", "vary": ["accept-language"]}]}"#;
+        let policies: Policies = serde_json::from_str(json).unwrap();
+        assert_eq!(policies.select(None, &Method::GET, "/a").unwrap().policy().ttl().as_secs(), 90);
+    }
+
+    #[test]
+    fn serde_errors_name_the_route_and_the_field() {
+        use figment::{
+            Figment,
+            providers::{Format, Yaml},
+        };
+        let yaml = "route:\n  - path: /a\n  - path: /b\n    ttl: 1x\n";
+        let error = Figment::from(Yaml::string(yaml)).extract::<Policies>().unwrap_err().to_string();
+        assert!(error.contains("route 2 (/b): ttl: invalid duration `1x`"), "{error}");
+        let error = serde_json::from_str::<Policies>(r#"{"route": [{"path": "/a", "tll": "1m"}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("route 1 (/a): tll: unknown field"), "{error}");
+        let error = serde_json::from_str::<CachePolicy>(r#"{"ttl": 5}"#).unwrap_err().to_string();
+        assert!(error.starts_with("ttl: expected a duration such as"), "{error}");
+        let policy: CachePolicy = serde_json::from_str(r#"{"ttl": "2m", "stale_while_revalidate": "10s"}"#).unwrap();
+        assert_eq!((policy.ttl().as_secs(), policy.inner().stale_while_revalidate.as_secs()), (120, 10));
+        let ttl: crate::Ttl = serde_json::from_str(r#""1h30m""#).unwrap();
+        assert_eq!(ttl.as_duration().as_secs(), 5400);
+        assert!(serde_json::from_str::<crate::Ttl>("90").is_err());
     }
 
     #[test]

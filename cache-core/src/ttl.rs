@@ -50,6 +50,29 @@ impl From<Ttl> for Duration {
     }
 }
 
+/// Reads a duration as [`FromStr`] does: `"90s"`, `"10m"`, `"1h30m"`, in
+/// any serde format (TOML, YAML, JSON, environment variables through
+/// figment or config-rs).
+impl<'de> serde::Deserialize<'de> for Ttl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Ttl;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"90s\", \"10m\", \"1h\" or \"7d\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Ttl, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 impl FromStr for Ttl {
     type Err = ParseTtlError;
 

@@ -58,6 +58,15 @@ impl FieldError {
     }
 }
 
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
 impl From<ConfigError> for FieldError {
     fn from(e: ConfigError) -> Self {
         match e {
