@@ -10,6 +10,7 @@
 //! | metric | type | labels | what |
 //! |--------|------|--------|------|
 //! | [`http_cache_requests_total`](REQUESTS_TOTAL) | counter | `route`, `outcome` | requests served through a policy, by [`Outcome`] |
+//! | [`http_cache_not_stored_total`](NOT_STORED_TOTAL) | counter | `route`, `reason` | responses fetched for a cacheable request and not stored, by [`NotStored`] reason |
 //! | [`http_cache_store_operation_seconds`](STORE_OPERATION_SECONDS) | histogram | `store`, `operation` | time of each store operation |
 //! | [`http_cache_store_errors_total`](STORE_ERRORS_TOTAL) | counter | `store`, `operation`, `error` | failed store operations |
 //! | [`http_cache_store_bytes`](STORE_BYTES) | gauge | `store` | bytes held by an in-process store |
@@ -27,6 +28,8 @@
 //!   a path, a query or a tenant.
 //! - `outcome`: `hit`, `miss`, `stale`, `bypass`, `coalesced`, `error`
 //!   ([`Outcome`]).
+//! - `reason`: the [`NotStored`] labels (`status`, `set_cookie`,
+//!   `cache_control`, `too_large`, `invalidated`, ...).
 //! - `store`: `moka`, `redis`, `tiered`. A [`TieredStore`](crate::TieredStore)
 //!   reports its own operations as `tiered` and those of its levels as
 //!   `moka` and `redis`.
@@ -117,6 +120,10 @@ pub mod prometheus;
 
 /// Requests served through a policy: counter, labels `route` and `outcome`.
 pub const REQUESTS_TOTAL: &str = "http_cache_requests_total";
+
+/// Responses fetched for a cacheable request and not stored: counter,
+/// labels `route` and `reason` ([`NotStored`]).
+pub const NOT_STORED_TOTAL: &str = "http_cache_not_stored_total";
 /// Time of each store operation, in seconds: histogram, labels `store` and
 /// `operation`.
 pub const STORE_OPERATION_SECONDS: &str = "http_cache_store_operation_seconds";
@@ -155,6 +162,11 @@ pub fn describe() {
         REQUESTS_TOTAL,
         Unit::Count,
         "Requests served through a cache policy, by route label and outcome (hit, miss, stale, bypass, coalesced, error)."
+    );
+    describe_counter!(
+        NOT_STORED_TOTAL,
+        Unit::Count,
+        "Responses fetched for a cacheable request and not stored, by route label and reason."
     );
     describe_histogram!(
         STORE_OPERATION_SECONDS,
@@ -237,6 +249,87 @@ impl Outcome {
     }
 }
 
+/// Why a response fetched for a cacheable request was not stored: the
+/// `reason` label of [`NOT_STORED_TOTAL`] and the `reason` field of the
+/// engine's `DEBUG` event "response not stored".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotStored {
+    /// The status is not among the policy's cacheable statuses.
+    Status,
+    /// The handler asked not to store it ([`CacheHints::no_store`](crate::CacheHints::no_store)).
+    Handler,
+    /// The response sets a cookie.
+    SetCookie,
+    /// The response's `Cache-Control` forbids storing (`no-store`,
+    /// `private`; `no-cache` outside RFC 9111 mode).
+    CacheControl,
+    /// The response's `Cache-Control` or `CDN-Cache-Control` cannot be
+    /// parsed: what could not be read might forbid storing.
+    UnreadableCacheControl,
+    /// The response's `Vary` is not a list of header names.
+    UnreadableVary,
+    /// `Vary: *`.
+    VaryStar,
+    /// No freshness and no validator (RFC 9111 mode): it could never be
+    /// reused.
+    NeverReusable,
+    /// A zero TTL.
+    ZeroTtl,
+    /// The body is larger than the policy's `max_body_size` (streamed
+    /// through).
+    TooLarge,
+    /// The body has trailers (streamed through).
+    Trailers,
+    /// The body failed while it was read.
+    BodyError,
+    /// The request said `Cache-Control: no-store`.
+    RequestNoStore,
+    /// The request carries credentials the key does not include, and the
+    /// response is not marked shareable.
+    Authorization,
+    /// An invalidation that concerns it overlapped its fetch.
+    Invalidated,
+}
+
+impl NotStored {
+    /// The label value: `status`, `handler`, `set_cookie`, `cache_control`,
+    /// `unreadable_cache_control`, `unreadable_vary`, `vary_star`,
+    /// `never_reusable`, `zero_ttl`, `too_large`, `trailers`, `body_error`,
+    /// `request_no_store`, `authorization` or `invalidated`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotStored::Status => "status",
+            NotStored::Handler => "handler",
+            NotStored::SetCookie => "set_cookie",
+            NotStored::CacheControl => "cache_control",
+            NotStored::UnreadableCacheControl => "unreadable_cache_control",
+            NotStored::UnreadableVary => "unreadable_vary",
+            NotStored::VaryStar => "vary_star",
+            NotStored::NeverReusable => "never_reusable",
+            NotStored::ZeroTtl => "zero_ttl",
+            NotStored::TooLarge => "too_large",
+            NotStored::Trailers => "trailers",
+            NotStored::BodyError => "body_error",
+            NotStored::RequestNoStore => "request_no_store",
+            NotStored::Authorization => "authorization",
+            NotStored::Invalidated => "invalidated",
+        }
+    }
+
+    /// Whether the request, not the response, forbids storing: other
+    /// requests for the key may still get a storable response.
+    pub const fn by_request(self) -> bool {
+        matches!(self, NotStored::RequestNoStore | NotStored::Authorization)
+    }
+}
+
+impl fmt::Display for NotStored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -278,6 +371,17 @@ impl RouteMetrics {
     pub(crate) fn request(&self, outcome: Outcome) {
         let key = &self.requests[outcome.index()];
         metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA).increment(1));
+    }
+
+    /// Counts a response not stored, and says why in a `DEBUG` event.
+    pub(crate) fn not_stored(&self, reason: NotStored) {
+        tracing::debug!(reason = reason.as_str(), "response not stored");
+        let labels = vec![
+            Label::new("route", SharedString::from(Arc::clone(&self.label))),
+            Label::from_static_parts("reason", reason.as_str()),
+        ];
+        let key = Key::from_parts(NOT_STORED_TOTAL, labels);
+        metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA).increment(1));
     }
 }
 

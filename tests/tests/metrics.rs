@@ -297,6 +297,49 @@ async fn requests_are_counted_by_route_label_and_outcome() {
     assert_eq!(m.counter("http_cache_invalidated_entries_total{kind=\"tag\"}"), 1);
 }
 
+/// Responses that are fetched and not stored are counted by route label and
+/// reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_not_stored_are_counted_by_reason() {
+    let _serial = serial().await;
+    let cache = Cache::new(MokaStore::new());
+    let policy = || CachePolicy::with_ttl(Duration::from_secs(60));
+    let router = Router::new()
+        .route(
+            "/cookie",
+            get(|| async { ([(header::SET_COOKIE, "session=1")], "personal") }).layer(CacheLayer::new(&cache, policy())),
+        )
+        .route(
+            "/private",
+            get(|| async { ([(header::CACHE_CONTROL, "private")], "personal") })
+                .layer(CacheLayer::new(&cache, labelled("private", "60s").build().expect("a valid policy"))),
+        )
+        .route("/plain", get(|| async { "shared" }).layer(CacheLayer::new(&cache, policy())));
+    let base = serve(router).await;
+    let client = Client::new();
+    for _ in 0..2 {
+        assert_eq!(fetch(&client, format!("{base}/cookie"), &[]).await.1, "MISS");
+    }
+    assert_eq!(fetch(&client, format!("{base}/private"), &[]).await.1, "MISS");
+    let no_store = [("cache-control", "no-store")];
+    assert_eq!(fetch(&client, format!("{base}/plain"), &no_store).await.1, "MISS");
+    assert_eq!(fetch(&client, format!("{base}/plain"), &[]).await.1, "MISS");
+    assert_eq!(fetch(&client, format!("{base}/plain"), &[]).await.1, "HIT");
+
+    let m = recorded();
+    let not_stored = |route: &str, reason: &str| format!("http_cache_not_stored_total{{reason=\"{reason}\",route=\"{route}\"}}");
+    assert_eq!(m.counter(&not_stored("default", "set_cookie")), 2);
+    assert_eq!(m.counter(&not_stored("private", "cache_control")), 1);
+    assert_eq!(m.counter(&not_stored("default", "request_no_store")), 1);
+    let mut series = [
+        not_stored("default", "request_no_store"),
+        not_stored("default", "set_cookie"),
+        not_stored("private", "cache_control"),
+    ];
+    series.sort();
+    assert_eq!(m.keys("http_cache_not_stored_total"), series);
+}
+
 /// Concurrent misses on one key: one `miss`, and every request that shared
 /// its response is `coalesced`, as its `Cache-Status` says (`collapsed`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

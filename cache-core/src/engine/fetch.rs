@@ -13,13 +13,15 @@ use crate::{
     cache_status::{Fwd, Status},
     coalesce::{Leader, Outcome},
     error::BoxError,
+    metrics::NotStored,
 };
 
 /// A response body read up to the policy's limit.
 enum Read<B> {
     Complete(Bytes),
-    /// Too large, or with trailers: what was read, then the rest.
-    Partial(VecDeque<Frame<Bytes>>, Pin<Box<B>>),
+    /// Too large, or with trailers (the reason): what was read, then the
+    /// rest.
+    Partial(NotStored, VecDeque<Frame<Bytes>>, Pin<Box<B>>),
     Failed(VecDeque<Frame<Bytes>>, BoxError),
 }
 
@@ -38,12 +40,12 @@ where
         };
         let Some(data) = frame.data_ref() else {
             frames.push_back(frame);
-            return Read::Partial(frames, body);
+            return Read::Partial(NotStored::Trailers, frames, body);
         };
         len += data.len();
         frames.push_back(frame);
         if len > limit {
-            return Read::Partial(frames, body);
+            return Read::Partial(NotStored::TooLarge, frames, body);
         }
     }
     Read::Complete(concat(frames, len))
@@ -156,17 +158,17 @@ impl Cache {
                     self.store_and_respond(ex, Arc::new(entry.with_stamp(stamp)), leader, since, status)
                         .await
                 }
-                (personal, Some(refusal)) => {
-                    tracing::debug!(reason = refusal.reason, "revalidated response not stored");
+                (personal, Some(reason)) => {
+                    ex.policy.metrics.not_stored(reason);
                     // Waiters revalidate for themselves.
                     drop(leader);
                     self.respond_personal(ex, &personal, status)
                 }
             });
         }
-        if let Some(refusal) = self.refusal(ex, &parts, &hints) {
-            tracing::debug!(reason = refusal.reason, "response not stored");
-            if refusal.by_request {
+        if let Some(reason) = self.refusal(ex, &parts, &hints) {
+            ex.policy.metrics.not_stored(reason);
+            if reason.by_request() {
                 // Dropping the leader hands the key to a waiting request.
                 drop(leader);
             } else {
@@ -180,12 +182,13 @@ impl Cache {
                 entry.fetch_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
                 Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
             }
-            Read::Partial(prefix, rest) => {
-                tracing::debug!("response body over max_body_size or with trailers: streamed, not stored");
+            Read::Partial(reason, prefix, rest) => {
+                ex.policy.metrics.not_stored(reason);
                 self.uncacheable(ex, leader);
                 Ok(self.respond_passed(ex, parts, CacheBody::resume(prefix, rest), status))
             }
             Read::Failed(prefix, error) => {
+                ex.policy.metrics.not_stored(NotStored::BodyError);
                 self.uncacheable(ex, leader);
                 Ok(self.respond_passed(ex, parts, CacheBody::failed(prefix, error), status))
             }
@@ -203,6 +206,9 @@ impl Cache {
         mut status: Status,
     ) -> Answer<B> {
         let put = self.put(ex, &entry, since, leader).await;
+        if put == Put::Invalidated {
+            ex.policy.metrics.not_stored(NotStored::Invalidated);
+        }
         status.stored = put == Put::Stored;
         self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms())
     }

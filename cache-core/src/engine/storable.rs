@@ -9,6 +9,7 @@ use crate::{
     cache_control::CacheControl,
     cache_status::X_CACHE,
     clock::duration_ms,
+    metrics::NotStored,
     tags::{TagContext, TagTemplate},
 };
 
@@ -24,51 +25,34 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
-/// Why a response is not stored.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Refusal {
-    pub(crate) reason: &'static str,
-    /// The request, not the response, forbids storing: other requests for
-    /// the key may still get a storable response.
-    pub(crate) by_request: bool,
-}
-
-const fn by_response(reason: &'static str) -> Option<Refusal> {
-    Some(Refusal { reason, by_request: false })
-}
-
-const fn by_request(reason: &'static str) -> Option<Refusal> {
-    Some(Refusal { reason, by_request: true })
-}
-
 impl Cache {
     /// Why the response must not be stored, if it must not.
-    pub(crate) fn refusal(&self, ex: &Exchange, parts: &response::Parts, hints: &CacheHints) -> Option<Refusal> {
+    pub(crate) fn refusal(&self, ex: &Exchange, parts: &response::Parts, hints: &CacheHints) -> Option<NotStored> {
         if !ex.policy.is_cacheable_status(parts.status) {
-            return by_response("status not cacheable");
+            return Some(NotStored::Status);
         }
         if hints.is_no_store() {
-            return by_response("handler asked not to store");
+            return Some(NotStored::Handler);
         }
         if parts.headers.contains_key(header::SET_COOKIE) {
-            return by_response("response sets a cookie");
+            return Some(NotStored::SetCookie);
         }
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
         let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         if cc.is_malformed() {
             // A directive that could not be read might forbid storing.
-            return by_response("response Cache-Control cannot be parsed");
+            return Some(NotStored::UnreadableCacheControl);
         }
         // A shared cache stores `no-cache` responses and revalidates them
         // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
         if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
-            return by_response("response Cache-Control forbids storing");
+            return Some(NotStored::CacheControl);
         }
         if !vary_is_valid(&parts.headers) {
-            return by_response("response Vary cannot be parsed");
+            return Some(NotStored::UnreadableVary);
         }
         if vary_names(&parts.headers).any(|v| v == "*") {
-            return by_response("response varies on everything (Vary: *)");
+            return Some(NotStored::VaryStar);
         }
         if rfc {
             let fresh = hints
@@ -76,20 +60,20 @@ impl Cache {
                 .unwrap_or_else(|| rfc::freshness(&cc, &parts.headers, parts.status, self.inner.clock.now_ms()));
             let validator = parts.headers.contains_key(header::ETAG) || parts.headers.contains_key(header::LAST_MODIFIED);
             if fresh.is_zero() && !validator {
-                return by_response("no freshness and no validator: it could never be reused");
+                return Some(NotStored::NeverReusable);
             }
         } else if hints.ttl_override().is_some_and(|ttl| ttl.is_zero()) || ex.policy.ttl_for(parts.status).is_zero() {
-            return by_response("zero TTL");
+            return Some(NotStored::ZeroTtl);
         }
         if declared_length(parts).is_some_and(|n| n > ex.policy.max_body_size as u64) {
-            return by_response("body larger than max_body_size");
+            return Some(NotStored::TooLarge);
         }
         if CacheControl::from_headers(&ex.parts.headers).has("no-store") {
-            return by_request("request Cache-Control: no-store");
+            return Some(NotStored::RequestNoStore);
         }
         let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
         if authorized && !shareable(&cc) {
-            return by_request("request carries Authorization and the response is not marked shareable");
+            return Some(NotStored::Authorization);
         }
         None
     }
@@ -149,7 +133,7 @@ impl Cache {
         stale: &CachedEntry,
         mut parts: response::Parts,
         hints: &CacheHints,
-    ) -> (CachedEntry, Option<Refusal>) {
+    ) -> (CachedEntry, Option<NotStored>) {
         let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
         let updates = end_to_end(std::mem::take(&mut parts.headers));
         let mut entry = stale.clone();
