@@ -418,8 +418,9 @@ fn unsafe_method(value: &Value) -> Result<Method, String> {
     };
     let method = Method::from_bytes(name.to_ascii_uppercase().as_bytes()).map_err(|_| format!("`{name}` is not a method"))?;
     match method {
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE => Err(format!("`{method}` is a safe method: it never invalidates")),
-        method => Ok(method),
+        method if crate::method::invalidates(&method) => Ok(method),
+        method if crate::method::is_safe(&method) => Err(format!("`{method}` is a safe method: it never invalidates")),
+        method => Err(format!("`{method}` never invalidates")),
     }
 }
 

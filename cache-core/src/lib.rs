@@ -11,11 +11,12 @@
 //! What happens to a request:
 //!
 //! 1. **Policy.** The route's [`CachePolicy`] (or none: the request passes
-//!    through). Only `GET` and `HEAD` are served from the cache; `OPTIONS`
-//!    and `TRACE` pass through; every other method (`POST`, `PUT`,
-//!    `PATCH`, `DELETE`, extension methods such as `M-SEARCH`) passes
-//!    through and, when it succeeds, drops the entries of its own URI and
-//!    the tags its route declares (RFC 9111 §4.4).
+//!    through). Only `GET` and `HEAD` are served from the cache; the other
+//!    safe methods (`OPTIONS`, `TRACE`, and those registered as safe, such
+//!    as `PROPFIND` and `REPORT`) and `CONNECT` pass through; every other
+//!    method (`POST`, `PUT`, `PATCH`, `DELETE`, extension methods such as
+//!    `M-SEARCH`) passes through and, when it succeeds, drops the entries
+//!    of its own URI and the tags its route declares (RFC 9111 §4.4).
 //! 2. **Key.** Built by the policy's [`KeySpec`]: namespace, version, tenant,
 //!    path, allowed query parameters in sorted order, varied headers; escaped
 //!    so that no two different requests share a key. The path and query are

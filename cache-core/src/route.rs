@@ -243,7 +243,7 @@ fn labelled(policy: Option<CachePolicy>, pattern: &str) -> Option<CachePolicy> {
 }
 
 fn is_unsafe(method: &Method) -> bool {
-    !crate::method::is_safe(method)
+    crate::method::invalidates(method)
 }
 
 /// What [`Policies::select`] chose for a request.

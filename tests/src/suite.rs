@@ -635,11 +635,18 @@ pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {
         (StatusCode::OK, "BYPASS".to_owned())
     );
     assert_eq!(fetch(&s, "/plain/8").await.1, "HIT", "OPTIONS invalidated");
+    let propfind = s
+        .request(Method::from_bytes(b"PROPFIND").unwrap(), "/plain/8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(propfind.status(), StatusCode::OK);
+    assert_eq!(fetch(&s, "/plain/8").await.1, "HIT", "PROPFIND (registered as safe) invalidated");
     let search = Method::from_bytes(b"M-SEARCH").unwrap();
     let search = s.request(search, "/plain/8").send().await.unwrap();
     assert_eq!((search.status(), header(&search, "x-cache")), (StatusCode::OK, "BYPASS".to_owned()));
     assert_eq!(fetch(&s, "/plain/8").await.1, "MISS", "an extension method did not invalidate");
-    assert_eq!(s.origin.calls("/plain/8"), 4);
+    assert_eq!(s.origin.calls("/plain/8"), 5);
 }
 
 /// TTL and tags set by a handler through `CacheHints`.

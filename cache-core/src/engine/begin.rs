@@ -14,7 +14,7 @@ use super::{
     hit_headers::HitHead,
     respond::response,
 };
-use crate::{CacheBody, CachePolicy, CachedEntry, key::CacheKey, metrics::Outcome};
+use crate::{CacheBody, CachePolicy, CachedEntry, cache_status::Status, key::CacheKey};
 
 /// What [`Cache::begin`] made of a request.
 #[derive(Debug)]
@@ -25,7 +25,8 @@ pub enum Begun<'a> {
     Exchange(Exchange),
 }
 
-/// A hit answered without waiting (see [`Cache::begin`]); already counted.
+/// A hit answered without waiting (see [`Cache::begin`]); already counted
+/// in the metrics, so an adapter answers with it once.
 pub struct Ready<'a> {
     cache: &'a Cache,
     policy: &'a CachePolicy,
@@ -86,8 +87,15 @@ impl Cache {
         let Some((entry, now)) = fresh else {
             return Begun::Exchange(Exchange::new(self, policy, parts, class, key));
         };
-        inner.metrics.request(Outcome::Hit);
-        let span = tracing::debug_span!("http_cache", route = inner.metrics.label(), key = field::Empty, outcome = "hit");
+        // A stale entry a request's `max-stale` accepts answers too.
+        let outcome = Status::hit(entry.signed_ttl_secs(now)).outcome();
+        inner.metrics.request(outcome);
+        let span = tracing::debug_span!(
+            "http_cache",
+            route = inner.metrics.label(),
+            key = field::Empty,
+            outcome = outcome.as_str()
+        );
         record_key(&span, &key);
         Begun::Ready(Ready {
             cache: self,
@@ -150,5 +158,62 @@ impl Ready<'_> {
     /// The request head, given back.
     pub fn into_parts(self) -> Parts {
         self.parts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, time::Duration};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    use crate::{Cache, CacheMode, CachePolicy, Clock, MokaStore, RouteMatch};
+
+    /// An in-process answer from a stale entry that the request's
+    /// `max-stale` accepts is counted as `stale`, as its `X-Cache` says.
+    #[test]
+    fn an_answer_at_once_is_counted_as_what_it_is() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let origin = |_req: Request<()>| async {
+            let response = Response::builder()
+                .header("cache-control", "max-age=1")
+                .body(Full::new(Bytes::from_static(b"x")));
+            Ok::<_, Infallible>(response.unwrap())
+        };
+        let x_cache: Vec<String> = metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let cache = Cache::builder().store(MokaStore::new()).clock(Clock::manual()).build().unwrap();
+                let policy = CachePolicy::builder().mode(CacheMode::Rfc9111).label("r").build().unwrap();
+                let mut seen = Vec::new();
+                for (advance, request) in [
+                    (0, Request::get("/a").body(()).unwrap()),
+                    (0, Request::get("/a").body(()).unwrap()),
+                    (5, Request::get("/a").header("cache-control", "max-stale=60").body(()).unwrap()),
+                ] {
+                    cache.clock().advance(Duration::from_secs(advance));
+                    let response = cache.serve(&policy, &RouteMatch::default(), request, origin).await.unwrap();
+                    seen.push(response.headers()["x-cache"].to_str().unwrap().to_owned());
+                }
+                seen
+            })
+        });
+        assert_eq!(x_cache, ["MISS", "HIT", "STALE"]);
+        let mut counted: Vec<(String, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| {
+                let outcome = key.key().labels().find(|l| l.key() == "outcome")?.value().to_owned();
+                let DebugValue::Counter(n) = value else { return None };
+                Some((outcome, n))
+            })
+            .collect();
+        counted.sort();
+        assert_eq!(counted, [("hit".to_owned(), 1), ("miss".to_owned(), 1), ("stale".to_owned(), 1)]);
     }
 }

@@ -2,7 +2,7 @@
 
 use http::{Method, header, request::Parts};
 
-use crate::{cache_status::Fwd, key::TenantSource, method::is_safe, policy::PolicyInner};
+use crate::{cache_status::Fwd, key::TenantSource, method::invalidates, policy::PolicyInner};
 
 /// How the engine treats a request, before any lookup.
 pub(crate) enum Class {
@@ -21,9 +21,9 @@ pub(crate) enum Class {
 pub(crate) fn classify(parts: &Parts, policy: &PolicyInner) -> Class {
     let m = &parts.method;
     if *m != Method::GET && *m != Method::HEAD {
-        return match is_safe(m) {
-            true => Class::Pass(Fwd::Method),
-            false => Class::Unsafe,
+        return match invalidates(m) {
+            true => Class::Unsafe,
+            false => Class::Pass(Fwd::Method),
         };
     }
     // One pass over the request's headers (a handful) rather than a lookup

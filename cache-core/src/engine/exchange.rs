@@ -69,7 +69,10 @@ impl Exchange {
     }
 
     /// The route the request matched: its pattern and path parameters, for
-    /// tag templates, and the invalidation rules it triggers. Default: none.
+    /// tag templates, and the invalidation rules it triggers. Default: none
+    /// — an adapter that knows the route must give it
+    /// ([`Selection::route_match`](crate::adapter::Selection::route_match)),
+    /// or tags with path parameters and the rules' invalidations are lost.
     #[must_use]
     pub fn with_route(mut self, route: RouteMatch) -> Self {
         self.route = route;

@@ -68,8 +68,9 @@
 //!
 //! - Only `GET` and `HEAD` are answered from the cache; a `HEAD` that misses
 //!   is fetched as `GET`, so that its response can be stored. Other methods
-//!   pass through, and a successful `POST`, `PUT`, `PATCH` or `DELETE` drops
-//!   the entries of its URI.
+//!   pass through, and a successful `POST`, `PUT`, `PATCH`, `DELETE` or
+//!   other method not known to be safe (`M-SEARCH`, but not `PROPFIND`)
+//!   drops the entries of its URI.
 //! - The key is `Host`, the path and the whole query, plus the request
 //!   headers the response's `Vary` names (with `--trust-forwarded-from`,
 //!   also `X-Forwarded-Host` and `X-Forwarded-Proto`): the forwarding
