@@ -121,18 +121,18 @@ where
         let (Some(selection), Some(parts)) = (selection, request_parts(&req)) else {
             return self.passthrough(req);
         };
-        let exchange = match self.layer.cache.begin(selection.policy(), parts) {
+        let missed = match self.layer.cache.begin(selection.policy(), &parts) {
             Begun::Ready(hit) => {
                 let response = match hit.shared_response() {
                     (response, Some(head)) => shared_actix_response(response, &head),
-                    (response, None) => actix_response(response, &hit.into_parts().method),
+                    (response, None) => actix_response(response, &parts.method),
                 };
                 return Box::pin(ready(Ok(req.into_response(response).map_into_right_body())));
             }
-            Begun::Exchange(exchange) => exchange,
+            Begun::Missed(missed) => missed,
         };
-        let route = selection.route_match(exchange.parts(), RouteMatch::default());
-        let exchange = exchange.with_route(route);
+        let route = selection.route_match(&parts, RouteMatch::default());
+        let exchange = missed.exchange(parts).with_route(route);
         req.extensions_mut().insert(Served);
         // A path pattern of the policies has already read the parameters;
         // otherwise they come from actix's routing, after the call.

@@ -82,7 +82,7 @@ fn hit_path(c: &mut Criterion) {
     group.bench_function("cache_hit_now", |b| {
         b.iter(|| {
             let (parts, ()) = request().into_parts();
-            let Begun::Ready(hit) = cache.begin(&policy, parts) else {
+            let Begun::Ready(hit) = cache.begin(&policy, &parts) else {
                 panic!("a stored entry");
             };
             black_box(hit.response::<Full<Bytes>>())

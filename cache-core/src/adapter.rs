@@ -6,10 +6,11 @@
 //! ([`Policies::select`](crate::Policies::select)), then calls
 //! [`Cache::begin`](crate::Cache::begin) with the request's head: a fresh
 //! entry held in this process answers at once ([`Begun::Ready`]);
-//! otherwise [`Exchange::serve`] takes the request's body and the origin
+//! otherwise the head goes into an [`Exchange`] ([`Missed::exchange`]),
+//! and [`Exchange::serve`] takes the request's body and the origin
 //! (the wrapped service) and returns the response, how the cache came to it
 //! and, when the adapter asked for background refreshes, a [`Refresh`] to
 //! spawn. Applications need none of this.
 
-pub use crate::engine::{Begun, Exchange, HitHead, MAX_REFRESHES, Ready, Refresh, Served};
+pub use crate::engine::{Begun, Exchange, HitHead, MAX_REFRESHES, Missed, Ready, Refresh, Served};
 pub use crate::route::{ParamsFn, Selection};

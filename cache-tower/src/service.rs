@@ -69,12 +69,12 @@ where
             return self.passthrough(req);
         };
         let (parts, body) = req.into_parts();
-        let exchange = match self.layer.cache.begin(selection.policy(), parts) {
+        let missed = match self.layer.cache.begin(selection.policy(), &parts) {
             Begun::Ready(hit) => return ResponseFuture::ready(hit.response()),
-            Begun::Exchange(exchange) => exchange,
+            Begun::Missed(missed) => missed,
         };
-        let route = selection.route_match(exchange.parts(), RouteMatch::deferred(self.layer.route_info.params));
-        let exchange = exchange.with_route(route).refresh_in_background(true);
+        let route = selection.route_match(&parts, RouteMatch::deferred(self.layer.route_info.params));
+        let exchange = missed.exchange(parts).with_route(route).refresh_in_background(true);
         // The service that was polled ready serves this request; a clone
         // takes its place for the next one.
         let clone = self.inner.clone();

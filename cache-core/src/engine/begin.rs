@@ -21,8 +21,9 @@ use crate::{CacheBody, CachePolicy, CachedEntry, cache_status::Status, key::Cach
 pub enum Begun<'a> {
     /// A fresh entry in this process answers it: no asynchronous work.
     Ready(Ready<'a>),
-    /// The rest is asynchronous: [`Exchange::serve`].
-    Exchange(Exchange),
+    /// The rest is asynchronous: [`Missed::exchange`], then
+    /// [`Exchange::serve`].
+    Missed(Missed),
 }
 
 /// A hit answered without waiting (see [`Cache::begin`]); already counted
@@ -30,7 +31,7 @@ pub enum Begun<'a> {
 pub struct Ready<'a> {
     cache: &'a Cache,
     policy: &'a CachePolicy,
-    parts: Parts,
+    parts: &'a Parts,
     entry: Arc<CachedEntry>,
     now: u64,
     key: CacheKey,
@@ -42,12 +43,37 @@ impl std::fmt::Debug for Ready<'_> {
     }
 }
 
+/// A request [`Cache::begin`] could not answer at once: how it is served
+/// and its key, computed once. [`exchange`](Missed::exchange) takes the
+/// request head back for the second step.
+pub struct Missed {
+    cache: Cache,
+    policy: CachePolicy,
+    class: Class,
+    key: CacheKey,
+}
+
+impl std::fmt::Debug for Missed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Missed").finish_non_exhaustive()
+    }
+}
+
+impl Missed {
+    /// The exchange that serves the request whose head `begin` read.
+    /// `parts` must be that head.
+    pub fn exchange(self, parts: Parts) -> Exchange {
+        Exchange::new(&self.cache, &self.policy, parts, self.class, self.key)
+    }
+}
+
 impl Cache {
-    /// Starts serving a request: classifies it against `policy` and builds
-    /// its key, once. A fresh entry that this process holds (an in-process
-    /// store, or a tiered store's L1) answers at once ([`Begun::Ready`]);
-    /// anything else needs asynchronous work: [`Exchange::serve`] with the
-    /// request's body and the origin.
+    /// Starts serving a request: classifies its head against `policy` and
+    /// builds its key, once. A fresh entry that this process holds (an
+    /// in-process store, or a tiered store's L1) answers at once
+    /// ([`Begun::Ready`]); anything else needs asynchronous work: the
+    /// [`Exchange`] made by [`Missed::exchange`] from the same head, served
+    /// with the request's body and the origin ([`Exchange::serve`]).
     ///
     /// ```
     /// # use std::convert::Infallible;
@@ -60,32 +86,37 @@ impl Cache {
     /// # let cache = Cache::new(MokaStore::new());
     /// # let policy = CachePolicy::with_ttl(std::time::Duration::from_secs(60));
     /// let (parts, body) = Request::get("/greeting").body(()).unwrap().into_parts();
-    /// let response = match cache.begin(&policy, parts) {
+    /// let response = match cache.begin(&policy, &parts) {
     ///     Begun::Ready(hit) => hit.response(),
-    ///     Begun::Exchange(exchange) => {
+    ///     Begun::Missed(missed) => {
     ///         let origin = |_req: Request<()>| async {
     ///             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
     ///         };
-    ///         exchange.serve(body, origin).await.unwrap().response
+    ///         missed.exchange(parts).serve(body, origin).await.unwrap().response
     ///     }
     /// };
     /// assert_eq!(response.headers()["x-cache"], "MISS");
     /// # }
     /// ```
-    pub fn begin<'a>(&'a self, policy: &'a CachePolicy, parts: Parts) -> Begun<'a> {
+    pub fn begin<'a>(&'a self, policy: &'a CachePolicy, parts: &'a Parts) -> Begun<'a> {
         let inner = policy.inner();
-        let class = classify(&parts, inner);
+        let class = classify(parts, inner);
         // A request passed through is never looked up: no key.
         let key = match class {
             Class::Pass(_) => CacheKey::empty(),
-            _ => inner.key.build(&parts),
+            _ => inner.key.build(parts),
         };
         let fresh = match class {
-            Class::Cacheable => self.fresh_now(inner, &parts, &key),
+            Class::Cacheable => self.fresh_now(inner, parts, &key),
             _ => None,
         };
         let Some((entry, now)) = fresh else {
-            return Begun::Exchange(Exchange::new(self, policy, parts, class, key));
+            return Begun::Missed(Missed {
+                cache: self.clone(),
+                policy: policy.clone(),
+                class,
+                key,
+            });
         };
         // A stale entry a request's `max-stale` accepts answers too.
         let outcome = Status::hit(entry.signed_ttl_secs(now)).outcome();
@@ -120,7 +151,7 @@ impl Cache {
 impl Ready<'_> {
     fn head(&self) -> Head<'_> {
         Head {
-            parts: &self.parts,
+            parts: self.parts,
             policy: self.policy.inner(),
         }
     }
@@ -153,11 +184,6 @@ impl Ready<'_> {
                 (response, None)
             }
         }
-    }
-
-    /// The request head, given back.
-    pub fn into_parts(self) -> Parts {
-        self.parts
     }
 }
 

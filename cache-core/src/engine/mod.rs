@@ -14,7 +14,7 @@ mod rfc;
 mod serve;
 mod storable;
 
-pub use begin::{Begun, Ready};
+pub use begin::{Begun, Missed, Ready};
 pub use exchange::Exchange;
 pub use hit_headers::HitHead;
 pub(crate) use hit_headers::HitHeaders;

@@ -83,13 +83,12 @@ impl Cache {
         ResB::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        match self.begin(policy, parts) {
-            super::Begun::Ready(hit) => Ok(hit.response()),
-            super::Begun::Exchange(exchange) => {
-                let served = exchange.with_route(route.clone()).serve(body, origin).await?;
-                Ok(served.response)
-            }
-        }
+        let missed = match self.begin(policy, &parts) {
+            super::Begun::Ready(hit) => return Ok(hit.response()),
+            super::Begun::Missed(missed) => missed,
+        };
+        let served = missed.exchange(parts).with_route(route.clone()).serve(body, origin).await?;
+        Ok(served.response)
     }
 }
 

@@ -65,27 +65,23 @@ impl Filled {
     /// Hit latencies (ns) of `Cache::begin` on the entries `keys` name,
     /// cycling.
     fn hit_latency(&self, keys: &[u64]) -> anyhow::Result<Histogram<u64>> {
-        let mut parts: Vec<Option<Parts>> = keys.iter().map(|&i| Some(request(i).into_parts().0)).collect();
-        let len = parts.len();
+        let parts: Vec<Parts> = keys.iter().map(|&i| request(i).into_parts().0).collect();
         let mut histogram = Histogram::<u64>::new(3)?;
         for round in 0..SAMPLES {
-            let slot = &mut parts[round % len];
-            let head = slot.take().expect("every slot is given back");
+            let parts = &parts[round % parts.len()];
             let start = Instant::now();
-            let hit = match self.cache.begin(&self.policy, head) {
-                Begun::Ready(hit) => hit,
-                Begun::Exchange(exchange) => anyhow::bail!("entry {} is not held", exchange.parts().uri),
+            let Begun::Ready(hit) = self.cache.begin(&self.policy, parts) else {
+                anyhow::bail!("entry {} is not held", parts.uri);
             };
             black_box(hit.response::<Full<Bytes>>());
             let elapsed = start.elapsed();
-            *slot = Some(hit.into_parts());
             histogram.record(elapsed.as_nanos() as u64)?;
         }
         Ok(histogram)
     }
 
     /// Whether the request for `parts` is answered at once.
-    fn is_held(&self, parts: Parts) -> bool {
+    fn is_held(&self, parts: &Parts) -> bool {
         matches!(self.cache.begin(&self.policy, parts), Begun::Ready(_))
     }
 }
@@ -165,7 +161,7 @@ fn invalidate_tags(filled: &Filled, count: u64, progress: &dyn Fn(&str)) -> anyh
         anyhow::ensure!(dropped == PER_TAG, "tag g:{group} dropped {dropped} entries, not {PER_TAG}");
         let (parts, ()) = request(group * PER_TAG).into_parts();
         anyhow::ensure!(
-            !filled.is_held(parts),
+            !filled.is_held(&parts),
             "an entry of g:{group} is still served"
         );
         slowest = slowest.max(elapsed);
