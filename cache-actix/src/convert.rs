@@ -9,7 +9,7 @@ use actix_web::{
         header::{HeaderMap as ActixHeaders, HeaderName as ActixName, HeaderValue as ActixValue},
     },
 };
-use cache_core::{CacheBody, CacheHints, Tenant, adapter::HitHead};
+use cache_core::{CacheBody, CacheHints, adapter::HitHead, key::Tenant};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, request};
 
 use crate::body::{CachedBody, OriginBody};

@@ -104,12 +104,13 @@ pub mod purge;
 pub use body::{CachedBody, CachedBodyError, OriginBody, OriginBodyError};
 #[cfg(feature = "config")]
 pub use cache_core::config;
+pub use cache_core::key::{CacheKey, Tenant, TenantSource};
 pub use cache_core::metrics;
 pub use cache_core::{
-    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
-    Store, StoreError, Tenant, TenantSource, Ttl,
+    Cache, CacheBuilder, CacheHints, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch, Store,
+    StoreError, Ttl,
 };
 pub use cache_core::{InvalidationRule, PathPattern};
 #[cfg(feature = "moka")]
-pub use cache_core::{MokaStore, MokaStoreBuilder};
+pub use cache_core::{MokaStore, store::MokaStoreBuilder};
 pub use middleware::{CacheMiddleware, CacheService};

@@ -89,14 +89,15 @@ use tower_layer::Layer;
 
 #[cfg(feature = "config")]
 pub use cache_core::config;
+pub use cache_core::key::{CacheKey, Tenant, TenantSource};
 pub use cache_core::metrics;
 pub use cache_core::{
-    Cache, CacheBuilder, CacheHints, CacheKey, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch,
-    Store, StoreError, Tenant, TenantSource, Ttl,
+    Cache, CacheBuilder, CacheHints, CachePolicy, CachePolicyBuilder, Clock, ConfigError, Invalidator, Policies, RouteMatch, Store,
+    StoreError, Ttl,
 };
 pub use cache_core::{InvalidationRule, PathPattern};
 #[cfg(feature = "moka")]
-pub use cache_core::{MokaStore, MokaStoreBuilder};
+pub use cache_core::{MokaStore, store::MokaStoreBuilder};
 use cache_tower::RouteInfo;
 pub use cache_tower::{CacheService, ResponseFuture};
 

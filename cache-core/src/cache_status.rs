@@ -4,6 +4,10 @@ use http::{HeaderName, HeaderValue};
 
 use crate::metrics::Outcome;
 
+/// The name a [`Cache`](crate::Cache) gives itself in `Cache-Status` by
+/// default.
+pub const DEFAULT_NAME: &str = "cache";
+
 /// The `x-cache` header name.
 pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 /// The `cache-status` header name.

@@ -75,7 +75,7 @@ impl CachedEntry {
     /// Where the fetch of this entry began in the store's order of
     /// invalidations: a shared store refuses to store the entry when an
     /// invalidation that concerns it came later (see [`Store::put`](crate::Store::put)).
-    /// [`Stamp::NONE`](crate::Stamp::NONE) for an entry built by hand.
+    /// [`Stamp::NONE`](crate::store::Stamp::NONE) for an entry built by hand.
     pub fn stamp(&self) -> crate::Stamp {
         self.stamp
     }

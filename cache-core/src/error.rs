@@ -27,7 +27,7 @@ pub enum StoreError {
     #[error("store skipped: circuit breaker open")]
     CircuitOpen,
     /// The entry was fetched before an invalidation that concerns it (see
-    /// [`Stamp`](crate::Stamp)), and was not stored.
+    /// [`Stamp`](crate::store::Stamp)), and was not stored.
     #[error("entry not stored: an invalidation overlapped its fetch")]
     Superseded,
     /// The store holds invalidations it could not apply while its backend
@@ -70,7 +70,7 @@ pub enum CodecError {
     TrailingBytes(usize),
     /// Encoding: a field is longer than the layout can describe (a body of
     /// 4 GiB or more, for instance). Policies bound bodies well below it
-    /// ([`MAX_BODY_SIZE_LIMIT`](crate::MAX_BODY_SIZE_LIMIT)).
+    /// ([`MAX_BODY_SIZE_LIMIT`](crate::policy::MAX_BODY_SIZE_LIMIT)).
     #[error("entry field {0} too large to encode")]
     TooLarge(&'static str),
 }

@@ -63,7 +63,7 @@ impl Invalidator {
         Ok(dropped)
     }
 
-    /// Drops the entry stored at `key` (see [`CacheKey`](crate::CacheKey)).
+    /// Drops the entry stored at `key` (see [`CacheKey`](crate::key::CacheKey)).
     pub async fn key(&self, key: &str) -> Result<bool, StoreError> {
         self.cache.inner.invalidations.record(Target::Key(key.to_owned()));
         let store = Arc::clone(&self.cache.inner.store);
@@ -74,7 +74,7 @@ impl Invalidator {
     }
 
     /// Drops every entry whose key starts with `prefix`; see
-    /// [`KeySpec::prefix`](crate::KeySpec::prefix) to build one. May scan
+    /// [`KeySpec::prefix`](crate::key::KeySpec::prefix) to build one. May scan
     /// the store.
     pub async fn prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         self.cache.inner.invalidations.record(Target::Prefix(prefix.to_owned()));

@@ -17,7 +17,7 @@
 //!    method (`POST`, `PUT`, `PATCH`, `DELETE`, extension methods such as
 //!    `M-SEARCH`) passes through and, when it succeeds, drops the entries
 //!    of its own URI and the tags its route declares (RFC 9111 §4.4).
-//! 2. **Key.** Built by the policy's [`KeySpec`]: namespace, version, tenant,
+//! 2. **Key.** Built by the policy's [`KeySpec`](key::KeySpec): namespace, version, tenant,
 //!    path, allowed query parameters in sorted order, varied headers; escaped
 //!    so that no two different requests share a key. The path and query are
 //!    keyed by their bytes, with only the escapes of unreserved characters
@@ -179,7 +179,7 @@
 pub mod adapter;
 mod body;
 pub mod cache_control;
-mod cache_status;
+pub mod cache_status;
 mod clock;
 mod coalesce;
 pub mod codec;
@@ -199,7 +199,7 @@ mod method;
 pub mod metrics;
 mod path_pattern;
 mod percent;
-mod policy;
+pub mod policy;
 pub mod purge;
 mod route;
 pub mod store;
@@ -207,31 +207,31 @@ mod tags;
 mod ttl;
 
 pub use body::CacheBody;
-pub use cache_status::{CACHE_STATUS, X_CACHE};
 pub use clock::Clock;
-pub use data::{DataPolicy, DataPolicyBuilder};
-pub use engine::{Cache, CacheBuilder, DEFAULT_NAME};
+pub use data::DataPolicy;
+pub use engine::{Cache, CacheBuilder};
 pub use entry::CachedEntry;
 pub use error::{BoxError, ConfigError, StoreError};
 pub use hints::CacheHints;
 pub use invalidate::Invalidator;
-pub use key::{CacheKey, KeySpec, QueryFilter, Tenant, TenantSource};
 pub use path_pattern::PathPattern;
-pub use policy::{
-    CacheMode, CachePolicy, CachePolicyBuilder, DEFAULT_CACHEABLE_STATUSES, DEFAULT_COALESCE_TIMEOUT, DEFAULT_HIT_FOR_MISS,
-    DEFAULT_MAX_BODY_SIZE, IntoTtl, MAX_BODY_SIZE_LIMIT,
-};
+pub use policy::{CacheMode, CachePolicy, CachePolicyBuilder};
 pub use purge::{PurgeAuth, Purger};
 pub use route::{InvalidationRule, Policies, RouteMatch};
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use store::{BreakerState, BreakerStats, RedisStore, RedisStoreBuilder};
-pub use store::{Lease, LeaseToken, Stamp, Store};
 #[cfg(feature = "moka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "moka")))]
-pub use store::{MokaStore, MokaStoreBuilder};
+pub use store::MokaStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use store::RedisStore;
+pub use store::Store;
 #[cfg(all(feature = "redis", feature = "moka"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "redis", feature = "moka"))))]
-pub use store::{TieredStore, TieredStoreBuilder};
+pub use store::TieredStore;
 pub use tags::TagTemplate;
 pub use ttl::Ttl;
+
+// The crate's own short paths to items whose public home is a module.
+pub(crate) use key::CacheKey;
+pub(crate) use policy::IntoTtl;
+pub(crate) use store::{Lease, LeaseToken, Stamp};

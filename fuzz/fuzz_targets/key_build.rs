@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cache_core::{CacheKey, CachePolicy, key::MAX_KEY_LEN};
+use cache_core::{key::CacheKey, CachePolicy, key::MAX_KEY_LEN};
 use http::{HeaderValue, Request, request::Parts};
 use libfuzzer_sys::fuzz_target;
 

@@ -37,7 +37,7 @@ use axum::{
     routing::get,
 };
 use cache_axum::{Cache, CacheLayer, CachePolicy};
-use cache_core::{RedisStore, RedisStoreBuilder, TieredStore};
+use cache_core::{RedisStore, TieredStore, store::RedisStoreBuilder};
 use tokio::task::JoinHandle;
 
 use crate::fault_proxy::FaultProxy;
@@ -316,7 +316,7 @@ impl Monitor {
                 let states: Vec<(bool, usize, bool)> = stores
                     .iter()
                     .map(|s| {
-                        let open = s.l2().breaker_state() != cache_core::BreakerState::Closed;
+                        let open = s.l2().breaker_state() != cache_core::store::BreakerState::Closed;
                         (s.is_subscribed(), s.l2().pending_invalidations(), open)
                     })
                     .collect();

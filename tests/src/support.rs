@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cache_core::{Cache, CachePolicy, CachedEntry, Clock, Stamp};
+use cache_core::{Cache, CachePolicy, CachedEntry, Clock, store::Stamp};
 
 use crate::Server;
 

@@ -948,7 +948,7 @@ fn said(headers: &HeaderMap) -> Result<Said, String> {
     };
     let status = single_header(headers, "cache-status")?;
     let mut members = status.split(';').map(str::trim);
-    if members.next() != Some(cache_core::DEFAULT_NAME) || status.contains(',') {
+    if members.next() != Some(cache_core::cache_status::DEFAULT_NAME) || status.contains(',') {
         return Err(format!("Cache-Status {status:?} is not this cache's one member"));
     }
     let (mut hit, mut fwd, mut ttl, mut stored, mut collapsed) = (false, None, None, false, false);

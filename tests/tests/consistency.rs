@@ -484,7 +484,7 @@ async fn cluster_with_a_failover() {
 /// meanwhile keeps it in L1, since that deletion is not published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_store_never_hides_a_newer_one() {
-    use cache_core::{Stamp, Store, TieredStore};
+    use cache_core::{Store, TieredStore, store::Stamp};
 
     use cache_tests::support::body_of as body;
     let entry = |body: &str, stamp: Stamp| cache_tests::support::fetched_entry(body, "item:1", stamp);

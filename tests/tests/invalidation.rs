@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_core::{BreakerState, Cache, Policies, RedisStore, Store, TieredStore};
+use cache_core::{Cache, Policies, RedisStore, Store, TieredStore, store::BreakerState};
 use cache_tests::{
     Adapter, Server,
     axum_adapter::Axum,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{BreakerState, CachedEntry, RedisStore, Stamp, Store};
+use cache_core::{CachedEntry, RedisStore, Store, store::BreakerState, store::Stamp};
 use cache_tests::{
     fault_proxy::FaultProxy,
     redis_server::{RedisCluster, RedisServer},

@@ -22,7 +22,7 @@ use axum::{
     routing::get,
 };
 use cache_axum::{Cache, CacheLayer, CachePolicy, Clock, Invalidator, MokaStore};
-use cache_core::{BreakerState, RedisStore, metrics::Outcome};
+use cache_core::{RedisStore, metrics::Outcome, store::BreakerState};
 use cache_tests::redis_server::RedisServer;
 use futures_util::future::join_all;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{Cache, CachedEntry, DataPolicy, RedisStore, Stamp, Store, StoreError, TieredStore};
+use cache_core::{Cache, CachedEntry, DataPolicy, RedisStore, Store, StoreError, TieredStore, store::Stamp};
 use cache_tests::{fault_proxy::FaultProxy, redis_server::RedisServer, support::body_of as body};
 
 /// Held by every test: each loads Redis or measures time.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cache_core::{BreakerState, Cache, RedisStore, TieredStore};
+use cache_core::{Cache, RedisStore, TieredStore, store::BreakerState};
 use cache_tests::{
     Adapter, Server,
     axum_adapter::Axum,

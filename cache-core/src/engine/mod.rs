@@ -33,9 +33,6 @@ use crate::{
     store::SharedStore,
 };
 
-/// The name in `Cache-Status` by default.
-pub const DEFAULT_NAME: &str = "cache";
-
 /// A response cache: a store plus the engine that serves requests from it.
 ///
 /// Cheap to clone; clones share the store, the in-flight fetches and the
@@ -142,7 +139,7 @@ impl CacheBuilder {
         CacheBuilder {
             store: None,
             clock: Clock::system(),
-            name: DEFAULT_NAME.to_owned(),
+            name: crate::cache_status::DEFAULT_NAME.to_owned(),
             debug_keys: false,
         }
     }

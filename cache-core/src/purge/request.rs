@@ -28,11 +28,11 @@ pub struct PurgeRequest {
     /// Drop every entry carrying any of these tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    /// Drop the entries stored at these keys (see [`CacheKey`](crate::CacheKey)).
+    /// Drop the entries stored at these keys (see [`CacheKey`](crate::key::CacheKey)).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<String>,
     /// Drop every entry whose key starts with one of these prefixes (see
-    /// [`KeySpec::prefix`](crate::KeySpec::prefix)). May scan the store.
+    /// [`KeySpec::prefix`](crate::key::KeySpec::prefix)). May scan the store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prefixes: Vec<String>,
 }

@@ -19,7 +19,7 @@ pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 pub const DEFAULT_CACHE_NAME: &str = "caching-proxy";
 /// The largest response body stored, by default (larger ones stream
 /// through uncached): 1 MiB.
-pub const DEFAULT_MAX_BODY_SIZE: usize = cache_core::DEFAULT_MAX_BODY_SIZE;
+pub const DEFAULT_MAX_BODY_SIZE: usize = cache_core::policy::DEFAULT_MAX_BODY_SIZE;
 
 /// Settings of one proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]

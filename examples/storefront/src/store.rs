@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::{CachedEntry, Lease, LeaseToken, MokaStore, RedisStore, Store, StoreError, TieredStore};
+use cache_core::{CachedEntry, MokaStore, RedisStore, Store, StoreError, TieredStore, store::Lease, store::LeaseToken};
 
 use crate::{Config, StorefrontError};
 
