@@ -52,18 +52,17 @@ pub(crate) fn headers_to_actix(headers: &HeaderMap, actix: &mut ActixHeaders) {
     }
 }
 
-/// Gives the actix request the head the engine forwards to the origin
-/// (its method, and its headers without the client's conditionals).
+/// Gives the actix request the head the engine forwards to the origin: its
+/// method, and its headers (without the client's conditionals and the
+/// headers the policy strips; with the cache's validators on a
+/// revalidation).
 ///
-/// The engine only removes headers and turns `HEAD` into `GET`, so a head
-/// with the same method and as many headers is left alone: most requests
-/// are forwarded untouched. Changing it needs the only reference to the
-/// request (actix panics otherwise, as for its own `NormalizePath`): an
-/// outer middleware must not keep a clone of the `HttpRequest` while it
-/// calls this one.
+/// A head that already is the forwarded one (most misses) is left alone.
+/// Changing it needs the only reference to the request (actix panics
+/// otherwise, as for its own `NormalizePath`): an outer middleware must
+/// not keep a clone of the `HttpRequest` while it calls this one.
 pub(crate) fn apply_origin_head(req: &mut ServiceRequest, origin: &request::Parts) {
-    let same_method = req.head().method.as_str() == origin.method.as_str();
-    if same_method && req.head().headers.len() == origin.headers.len() {
+    if is_forwarded_head(req.head(), origin) {
         return;
     }
     let head = req.head_mut();
@@ -72,6 +71,20 @@ pub(crate) fn apply_origin_head(req: &mut ServiceRequest, origin: &request::Part
     }
     head.headers.clear();
     headers_to_actix(&origin.headers, &mut head.headers);
+}
+
+/// Whether the actix head has the forwarded head's method and exactly its
+/// header lines. Counting is not enough: a revalidation removes as many
+/// headers (the client's conditionals, stripped ones) as it may add (the
+/// cache's validators).
+fn is_forwarded_head(head: &actix_web::dev::RequestHead, origin: &request::Parts) -> bool {
+    let lines = |name: &str| head.headers.get_all(name).map(|v| v.as_bytes());
+    head.method.as_str() == origin.method.as_str()
+        && head.headers.len() == origin.headers.len()
+        && origin.headers.keys().all(|name| {
+            let forwarded = origin.headers.get_all(name).iter().map(http::HeaderValue::as_bytes);
+            lines(name.as_str()).eq(forwarded)
+        })
 }
 
 /// The origin's response as the engine takes it; a [`CacheHints`] the

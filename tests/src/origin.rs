@@ -258,7 +258,17 @@ impl Origin {
             }
             "revalidated" => revalidated(&req),
             "unparseable" => unparseable(&req),
-            "stripped" => text(format!("xfh {:?}", req.headers.get("x-forwarded-host"))),
+            "stripped" => {
+                // Validated by its ETag: a revalidation that reaches the
+                // handler with the cache's `If-None-Match` gets a `304`.
+                let mut r = text(format!("xfh {:?}", req.headers.get("x-forwarded-host")));
+                if req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "\"s1\"") {
+                    r = text("");
+                    r.status = StatusCode::NOT_MODIFIED;
+                }
+                r.headers.insert(header::ETAG, HeaderValue::from_static("\"s1\""));
+                r
+            }
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
             "slow-uncacheable" => self.slow_uncacheable().await,
             "slow-vary" => {

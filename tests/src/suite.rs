@@ -928,6 +928,14 @@ pub async fn unkeyed_request_parts_do_not_shape_stored_responses<A: Adapter>() {
     assert_eq!(r.text().await.unwrap(), "xfh None", "stripped before the origin");
     let (_, x_cache, _, body) = fetch(&s, "/stripped").await;
     assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "xfh None"));
+    // A revalidation is forwarded as the engine built it too: stripped,
+    // with the cache's validator (as many headers as the client sent).
+    s.cache.clock().advance(Duration::from_secs(61));
+    let r = s.get("/stripped").header("x-forwarded-host", "evil.example").send().await.unwrap();
+    assert_eq!(header(&r, "cache-status"), "cache; fwd=stale; fwd-status=304; stored");
+    assert_eq!(r.text().await.unwrap(), "xfh None", "the revalidation reached the origin as sent");
+    let (_, x_cache, _, body) = fetch(&s, "/stripped").await;
+    assert_eq!((x_cache.as_str(), body.as_str()), ("HIT", "xfh None"));
 
     fetch(&s, "/plain/9").await;
     let r = s.get("/plain/9").body("a body").send().await.unwrap();
