@@ -274,9 +274,10 @@ impl Policies {
 /// in the [module docs](self)) from any serde format: YAML, JSON, or a
 /// team's own configuration through figment or config-rs. Errors name the
 /// route and the field, as [`Policies::from_toml_str`]'s do.
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 impl<'de> serde::Deserialize<'de> for Policies {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let document = Table::deserialize(deserializer)?;
+        let document = table(deserializer)?;
         Policies::from_table(document, "policies").map_err(|e| serde::de::Error::custom(e.without_file()))
     }
 }
@@ -284,13 +285,44 @@ impl<'de> serde::Deserialize<'de> for Policies {
 /// Reads one policy (the fields of a route, without `path`, `cache` and
 /// `invalidated_by`) from any serde format, with the
 /// [module docs](self)' fields and values. Unknown fields are refused.
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 impl<'de> serde::Deserialize<'de> for CachePolicy {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let table = Table::deserialize(deserializer)?;
+        let table = table(deserializer)?;
         policy_builder(&table)
             .and_then(|builder| builder.build().map_err(FieldError::from))
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// A table read from any serde format, as the TOML walker reads tables.
+/// Read through JSON's value model, whose maps take any scalar key (YAML's
+/// `404: 1m` as well as `"404": 1m`); a null, or an integer beyond `i64`,
+/// is refused.
+fn table<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Table, D::Error> {
+    match toml_value(<serde_json::Value as serde::Deserialize>::deserialize(deserializer)?).map_err(serde::de::Error::custom)? {
+        Value::Table(table) => Ok(table),
+        other => Err(serde::de::Error::custom(format!("expected a table, found {}", other.type_str()))),
+    }
+}
+
+fn toml_value(value: serde_json::Value) -> Result<Value, String> {
+    Ok(match value {
+        serde_json::Value::Null => return Err("a null value: leave the field out instead".to_owned()),
+        serde_json::Value::Bool(b) => Value::Boolean(b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::Integer(i),
+            (None, Some(f)) if !n.is_u64() => Value::Float(f),
+            _ => return Err(format!("{n} is out of range")),
+        },
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(items) => Value::Array(items.into_iter().map(toml_value).collect::<Result<_, _>>()?),
+        serde_json::Value::Object(map) => Value::Table(
+            map.into_iter()
+                .map(|(key, value)| Ok((key, toml_value(value)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 impl ConfigFileError {
@@ -662,6 +694,8 @@ route:
         assert_eq!(from_toml[0].as_ref().unwrap().0, 3600, "the fixture selects something");
         let from_yaml: Policies = Figment::from(Yaml::string(YAML)).extract().unwrap();
         assert_eq!(selected(&from_yaml), from_toml);
+        let from_yaml: Policies = serde_yaml::from_str(YAML).unwrap();
+        assert_eq!(selected(&from_yaml), from_toml, "status codes as YAML integer keys");
         // Nested in an application's own configuration, next to its other
         // settings.
         #[derive(serde::Deserialize)]
@@ -701,6 +735,12 @@ route:
         assert!(error.starts_with("ttl: expected a duration such as"), "{error}");
         let policy: CachePolicy = serde_json::from_str(r#"{"ttl": "2m", "stale_while_revalidate": "10s"}"#).unwrap();
         assert_eq!((policy.ttl().as_secs(), policy.inner().stale_while_revalidate.as_secs()), (120, 10));
+        let error = serde_json::from_str::<CachePolicy>(r#"{"ttl": null}"#).unwrap_err().to_string();
+        assert!(error.starts_with("a null value"), "{error}");
+        let error = serde_json::from_str::<CachePolicy>(r#"{"max_body_size": 18446744073709551615}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("out of range"), "{error}");
         let ttl: crate::Ttl = serde_json::from_str(r#""1h30m""#).unwrap();
         assert_eq!(ttl.as_duration().as_secs(), 5400);
         assert!(serde_json::from_str::<crate::Ttl>("90").is_err());

@@ -290,13 +290,16 @@ pub enum NotStored {
     Authorization,
     /// An invalidation that concerns it overlapped its fetch.
     Invalidated,
+    /// The store failed, or was skipped while it is failing (the waiting
+    /// requests still got the response).
+    StoreFailed,
 }
 
 impl NotStored {
     /// The label value: `status`, `handler`, `set_cookie`, `cache_control`,
     /// `unreadable_cache_control`, `unreadable_vary`, `vary_star`,
     /// `never_reusable`, `zero_ttl`, `too_large`, `trailers`, `body_error`,
-    /// `request_no_store`, `authorization` or `invalidated`.
+    /// `request_no_store`, `authorization`, `invalidated` or `store_failed`.
     pub const fn as_str(self) -> &'static str {
         match self {
             NotStored::Status => "status",
@@ -314,6 +317,7 @@ impl NotStored {
             NotStored::RequestNoStore => "request_no_store",
             NotStored::Authorization => "authorization",
             NotStored::Invalidated => "invalidated",
+            NotStored::StoreFailed => "store_failed",
         }
     }
 

@@ -46,11 +46,15 @@ impl std::fmt::Debug for Ready<'_> {
 /// A request [`Cache::begin`] could not answer at once: how it is served
 /// and its key, computed once. [`exchange`](Missed::exchange) takes the
 /// request head back for the second step.
+#[must_use = "a missed request is served by Missed::exchange, then Exchange::serve"]
 pub struct Missed {
     cache: Cache,
     policy: CachePolicy,
     class: Class,
     key: CacheKey,
+    /// The method and target `begin` read, to check the head given back.
+    #[cfg(debug_assertions)]
+    read: (http::Method, http::Uri),
 }
 
 impl std::fmt::Debug for Missed {
@@ -61,9 +65,16 @@ impl std::fmt::Debug for Missed {
 
 impl Missed {
     /// The exchange that serves the request whose head `begin` read.
-    /// `parts` must be that head.
+    ///
+    /// `parts` must be that head, unchanged: the class and the key were
+    /// made from it (debug builds check the method and the target).
     pub fn exchange(self, parts: Parts) -> Exchange {
-        Exchange::new(&self.cache, &self.policy, parts, self.class, self.key)
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            self.read.0 == parts.method && self.read.1 == parts.uri,
+            "Missed::exchange takes the head Cache::begin read"
+        );
+        Exchange::new(self.cache, self.policy, parts, self.class, self.key)
     }
 }
 
@@ -116,6 +127,8 @@ impl Cache {
                 policy: policy.clone(),
                 class,
                 key,
+                #[cfg(debug_assertions)]
+                read: (parts.method.clone(), parts.uri.clone()),
             });
         };
         // A stale entry a request's `max-stale` accepts answers too.

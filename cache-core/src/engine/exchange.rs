@@ -45,9 +45,9 @@ impl fmt::Debug for Exchange {
 }
 
 impl Exchange {
-    pub(crate) fn new(cache: &Cache, policy: &CachePolicy, parts: Parts, class: Class, key: CacheKey) -> Self {
+    pub(crate) fn new(cache: Cache, policy: CachePolicy, parts: Parts, class: Class, key: CacheKey) -> Self {
         Exchange {
-            cache: cache.clone(),
+            cache,
             policy: Arc::clone(policy.shared()),
             route: RouteMatch::default(),
             shared: !matches!(class, Class::StoreOnly),

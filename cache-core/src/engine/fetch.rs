@@ -206,8 +206,10 @@ impl Cache {
         mut status: Status,
     ) -> Answer<B> {
         let put = self.put(ex, &entry, since, leader).await;
-        if put == Put::Invalidated {
-            ex.policy.metrics.not_stored(NotStored::Invalidated);
+        match put {
+            Put::Stored => {}
+            Put::Invalidated => ex.policy.metrics.not_stored(NotStored::Invalidated),
+            Put::Failed => ex.policy.metrics.not_stored(NotStored::StoreFailed),
         }
         status.stored = put == Put::Stored;
         self.respond_entry(ex.head(), &entry, status, self.inner.clock.now_ms())
