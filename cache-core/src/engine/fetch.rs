@@ -166,7 +166,8 @@ impl Cache {
                 }
             });
         }
-        if let Some(reason) = self.refusal(ex, &parts, &hints) {
+        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
+        if let Some(reason) = self.refusal(ex, &parts, &hints, &cc) {
             ex.policy.metrics.not_stored(reason);
             if reason.by_request() {
                 // Dropping the leader hands the key to a waiting request.
@@ -178,7 +179,7 @@ impl Cache {
         }
         match read_body(body, ex.policy.max_body_size).await {
             Read::Complete(bytes) => {
-                let mut entry = self.build_entry(ex, parts, bytes, &hints).with_stamp(stamp);
+                let mut entry = self.build_entry(ex, parts, bytes, &hints, &cc).with_stamp(stamp);
                 entry.fetch_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
                 Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
             }

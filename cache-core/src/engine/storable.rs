@@ -27,7 +27,10 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 impl Cache {
     /// Why the response must not be stored, if it must not.
-    pub(crate) fn refusal(&self, ex: &Exchange, parts: &response::Parts, hints: &CacheHints) -> Option<NotStored> {
+    /// `cc` is the response's directives as the policy reads them
+    /// ([`response_directives`](super::rfc::response_directives)), parsed
+    /// once for this and [`build_entry`](Cache::build_entry).
+    pub(crate) fn refusal(&self, ex: &Exchange, parts: &response::Parts, hints: &CacheHints, cc: &CacheControl) -> Option<NotStored> {
         if !ex.policy.is_cacheable_status(parts.status) {
             return Some(NotStored::Status);
         }
@@ -38,7 +41,6 @@ impl Cache {
             return Some(NotStored::SetCookie);
         }
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
-        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         if cc.is_malformed() {
             // A directive that could not be read might forbid storing.
             return Some(NotStored::UnreadableCacheControl);
@@ -57,7 +59,7 @@ impl Cache {
         if rfc {
             let fresh = hints
                 .ttl_override()
-                .unwrap_or_else(|| rfc::freshness(&cc, &parts.headers, parts.status, self.inner.clock.now_ms()));
+                .unwrap_or_else(|| rfc::freshness(cc, &parts.headers, parts.status, self.inner.clock.now_ms()));
             let validator = parts.headers.contains_key(header::ETAG) || parts.headers.contains_key(header::LAST_MODIFIED);
             if fresh.is_zero() && !validator {
                 return Some(NotStored::NeverReusable);
@@ -72,24 +74,30 @@ impl Cache {
             return Some(NotStored::RequestNoStore);
         }
         let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
-        if authorized && !shareable(&cc) {
+        if authorized && !shareable(cc) {
             return Some(NotStored::Authorization);
         }
         None
     }
 
     /// Makes the entry for a storable response.
-    pub(crate) fn build_entry(&self, ex: &Exchange, parts: response::Parts, body: Bytes, hints: &CacheHints) -> CachedEntry {
+    pub(crate) fn build_entry(
+        &self,
+        ex: &Exchange,
+        parts: response::Parts,
+        body: Bytes,
+        hints: &CacheHints,
+        cc: &CacheControl,
+    ) -> CachedEntry {
         let now = self.inner.clock.now_ms();
         let rfc = ex.policy.mode == CacheMode::Rfc9111;
         let mut initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
         // RFC 5861: the response's own stale windows win over the policy's.
-        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         let rfc_fresh = rfc.then(|| {
             // RFC 9111 §4.2.3: the age is at least the time since `Date`,
             // and it counts against the freshness lifetime.
             initial_age_ms = initial_age_ms.max(rfc::apparent_age_ms(&parts.headers, now));
-            rfc::freshness(&cc, &parts.headers, parts.status, now).saturating_sub(std::time::Duration::from_millis(initial_age_ms))
+            rfc::freshness(cc, &parts.headers, parts.status, now).saturating_sub(std::time::Duration::from_millis(initial_age_ms))
         });
         let window =
             |directive: &str, policy: std::time::Duration| cc.seconds(directive).map_or(duration_ms(policy), |s| s.saturating_mul(1000));
@@ -162,7 +170,8 @@ impl Cache {
         // The rules look at the response as it would be stored.
         parts.status = entry.status;
         parts.headers = std::mem::take(&mut entry.headers);
-        let refusal = self.refusal(ex, &parts, hints);
+        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
+        let refusal = self.refusal(ex, &parts, hints, &cc);
         entry.headers = crate::entry::compact_headers(&parts.headers);
         (entry, refusal)
     }
