@@ -81,9 +81,13 @@ impl Exchange {
 
     /// Answers a stale entry within its `stale-while-revalidate` window at
     /// once and hands the refresh back in [`Served::refresh`](super::Served)
-    /// for the caller to run in the background. Off by default: the request
-    /// that finds the entry stale refreshes it before answering (concurrent
-    /// requests for the key answer stale at once).
+    /// for the caller to run in the background (`tokio::spawn`, or a local
+    /// task). One refresh per key runs at a time, and at most
+    /// [`MAX_REFRESHES`](crate::adapter::MAX_REFRESHES) across keys; past
+    /// that the stale entry is still answered and a later request refreshes
+    /// it. Off by default: the request that finds the entry stale refreshes
+    /// it before answering (concurrent requests for the key answer stale at
+    /// once).
     #[must_use]
     pub fn refresh_in_background(mut self, background: bool) -> Self {
         self.background_refresh = background;
