@@ -1,13 +1,13 @@
 //! Going to the origin, reading what it sends, and storing it.
 
-use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{collections::VecDeque, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, StatusCode, header};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 
-use super::{Cache, exchange::Exchange, miss::Miss, serve::Answer};
+use super::{Cache, Origin, OriginBody, exchange::Exchange, miss::Miss, serve::Answer};
 use crate::{
     CacheBody, CacheHints, CachedEntry,
     cache_status::{Fwd, Status},
@@ -105,7 +105,7 @@ impl Cache {
     /// answers. `leader` is this request's role in coalescing, if any;
     /// `miss` says why the cache could not answer, with the stale entry to
     /// revalidate and the stamp the stored response gets.
-    pub(crate) async fn fetch<ReqB, ResB, E, F, Fut>(
+    pub(crate) async fn fetch<ReqB, ResB, E, F>(
         &self,
         ex: &Exchange,
         leader: Option<Leader>,
@@ -114,10 +114,8 @@ impl Cache {
         miss: Miss,
     ) -> Result<Answer<ResB>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         let Miss { fwd, stale, stamp } = miss;
         let since = self.inner.invalidations.seq();

@@ -224,6 +224,25 @@ impl CacheBuilder {
     }
 }
 
+/// The origin an exchange calls at most once (the wrapped service): what
+/// the engine's steps ask of it, written once.
+pub(crate) trait Origin<ReqB, ResB, E>: FnOnce(http::Request<ReqB>) -> Self::Fut {
+    type Fut: std::future::Future<Output = Result<http::Response<ResB>, E>>;
+}
+
+impl<ReqB, ResB, E, F, Fut> Origin<ReqB, ResB, E> for F
+where
+    F: FnOnce(http::Request<ReqB>) -> Fut,
+    Fut: std::future::Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Fut = Fut;
+}
+
+/// The body of an origin's response, as the engine reads and streams it.
+pub(crate) trait OriginBody: http_body::Body<Data = bytes::Bytes, Error: Into<crate::BoxError>> {}
+
+impl<B> OriginBody for B where B: http_body::Body<Data = bytes::Bytes, Error: Into<crate::BoxError>> {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

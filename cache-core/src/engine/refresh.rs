@@ -8,7 +8,7 @@ use http_body::Body;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, field};
 
-use super::{Cache, exchange::Exchange, miss::Miss};
+use super::{Cache, Origin, OriginBody, exchange::Exchange, miss::Miss};
 use crate::{
     cache_status::Fwd,
     coalesce::{Joined, Outcome},
@@ -79,12 +79,10 @@ impl<ReqB, F> Refresh<ReqB, F> {
         self.refresh().instrument(span).await;
     }
 
-    async fn refresh<ResB, E, Fut>(self)
+    async fn refresh<ResB, E>(self)
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         let Refresh {
             exchange: ex,

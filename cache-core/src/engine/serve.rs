@@ -9,7 +9,7 @@ use http_body::Body;
 use tracing::Instrument;
 
 use super::{
-    Cache,
+    Cache, Origin, OriginBody,
     classify::Class,
     exchange::Exchange,
     freshness::{early_refresh_due, usable},
@@ -131,12 +131,10 @@ impl Exchange {
         served
     }
 
-    async fn serve_class<ReqB, ResB, E, F, Fut>(self, body: ReqB, origin: F) -> Result<Served<ResB, ReqB, F>, E>
+    async fn serve_class<ReqB, ResB, E, F>(self, body: ReqB, origin: F) -> Result<Served<ResB, ReqB, F>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         let cache = self.cache.clone();
         let answer = match self.class {
@@ -176,12 +174,10 @@ fn served<ResB, ReqB, F>((response, outcome): Answer<ResB>, refresh: Option<Refr
 impl Cache {
     /// Steps 3 to 7 for a request answered from the cache when it can:
     /// lookup, stale answers, coalescing, the fetch.
-    async fn serve_cacheable<ReqB, ResB, E, F, Fut>(&self, ex: &Exchange, body: ReqB, origin: F) -> Result<Step<ResB, ReqB, F>, E>
+    async fn serve_cacheable<ReqB, ResB, E, F>(&self, ex: &Exchange, body: ReqB, origin: F) -> Result<Step<ResB, ReqB, F>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         let miss = match self.lookup(ex).await {
             Ok((entry, now)) => {
@@ -217,19 +213,10 @@ impl Cache {
 
     /// A miss that coalesces with the other requests for its key: leads
     /// the fetch, or waits for the leader's response.
-    async fn coalesced<ReqB, ResB, E, F, Fut>(
-        &self,
-        ex: &Exchange,
-        body: ReqB,
-        origin: F,
-        mut miss: Miss,
-        now: u64,
-    ) -> Result<Answer<ResB>, E>
+    async fn coalesced<ReqB, ResB, E, F>(&self, ex: &Exchange, body: ReqB, origin: F, mut miss: Miss, now: u64) -> Result<Answer<ResB>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         // Another request refreshing a stale entry that may be served stale
         // meanwhile: answer with it at once (callers that refresh inline,
@@ -260,7 +247,7 @@ impl Cache {
     /// process: after another look at the store (a leader that finished
     /// just before may have stored the response), and, across instances,
     /// after taking the store's lease or waiting for its holder's response.
-    async fn lead<ReqB, ResB, E, F, Fut>(
+    async fn lead<ReqB, ResB, E, F>(
         &self,
         ex: &Exchange,
         leader: coalesce::Leader,
@@ -269,10 +256,8 @@ impl Cache {
         mut miss: Miss,
     ) -> Result<Answer<ResB>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         // Unless the store just failed: a request waits on a failing store
         // once, not twice, and asks it for no lease.
@@ -386,12 +371,10 @@ impl Cache {
     /// An unsafe method: passed on; a success or redirect invalidates the
     /// request's URI, the URIs its `Location` and `Content-Location` name
     /// on this origin (RFC 9111 §4.4), and the route's tags.
-    async fn serve_unsafe<ReqB, ResB, E, F, Fut>(&self, ex: &Exchange, body: ReqB, origin: F) -> Result<Answer<ResB>, E>
+    async fn serve_unsafe<ReqB, ResB, E, F>(&self, ex: &Exchange, body: ReqB, origin: F) -> Result<Answer<ResB>, E>
     where
-        F: FnOnce(Request<ReqB>) -> Fut,
-        Fut: Future<Output = Result<Response<ResB>, E>>,
-        ResB: Body<Data = Bytes>,
-        ResB::Error: Into<BoxError>,
+        F: Origin<ReqB, ResB, E>,
+        ResB: OriginBody,
     {
         let request = Request::from_parts(ex.parts.clone(), body);
         let mut response = origin(request).await?;
