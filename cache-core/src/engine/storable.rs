@@ -160,8 +160,12 @@ impl Cache {
         super::respond::add_vary(&mut entry.headers, &ex.policy.keyed_headers);
         entry.vary = self.varied_values(ex, &entry.headers);
         let now = self.inner.clock.now_ms();
+        // The merged response's directives, as the policy reads them (its
+        // `CDN-Cache-Control` when it targets this cache): for freshness and
+        // for the storage rules alike, as for a `200`.
+        let cc = super::rfc::response_directives(&ex.policy, &entry.headers);
         let fresh_for = hints.ttl_override().unwrap_or_else(|| match ex.policy.mode {
-            CacheMode::Rfc9111 => rfc::freshness(&CacheControl::from_headers(&entry.headers), &entry.headers, entry.status, now),
+            CacheMode::Rfc9111 => rfc::freshness(&cc, &entry.headers, entry.status, now),
             _ => ex.policy.ttl_for(entry.status),
         });
         entry.stored_at_ms = now;
@@ -170,7 +174,6 @@ impl Cache {
         // The rules look at the response as it would be stored.
         parts.status = entry.status;
         parts.headers = std::mem::take(&mut entry.headers);
-        let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         let refusal = self.refusal(ex, &parts, hints, &cc);
         entry.headers = crate::entry::compact_headers(&parts.headers);
         (entry, refusal)
@@ -316,5 +319,51 @@ mod tests {
         assert_eq!(generated_etag(b"a"), generated_etag(b"a"));
         assert_ne!(generated_etag(b"a"), generated_etag(b"b"));
         assert_eq!(generated_etag(b"a").len(), 34);
+    }
+
+    /// A `304` that freshens an entry is read as a `200` is: with
+    /// `cdn_cache_control_target`, its freshness comes from
+    /// `CDN-Cache-Control`, not `Cache-Control`.
+    #[tokio::test]
+    async fn a_revalidation_reads_the_directives_that_target_this_cache() {
+        let cache = crate::Cache::builder()
+            .store(crate::MokaStore::new())
+            .clock(crate::Clock::manual())
+            .build()
+            .unwrap();
+        let policy = crate::CachePolicy::builder()
+            .mode(crate::CacheMode::Rfc9111)
+            .cdn_cache_control_target(true)
+            .build()
+            .unwrap();
+        let origin = |req: http::Request<()>| async move {
+            let status = match req.headers().contains_key("if-none-match") {
+                true => http::StatusCode::NOT_MODIFIED,
+                false => http::StatusCode::OK,
+            };
+            let response = http::Response::builder()
+                .status(status)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=10")
+                .header("cdn-cache-control", "max-age=600")
+                .body(http_body_util::Full::new(Bytes::from_static(b"x")));
+            Ok::<_, std::convert::Infallible>(response.unwrap())
+        };
+        let get = || http::Request::get("/a").body(()).unwrap();
+        let route = crate::RouteMatch::default();
+        let mut statuses = Vec::new();
+        for advance in [0, 601, 100] {
+            cache.clock().advance(std::time::Duration::from_secs(advance));
+            let response = cache.serve(&policy, &route, get(), origin).await.unwrap();
+            statuses.push(response.headers()["cache-status"].to_str().unwrap().to_owned());
+        }
+        assert_eq!(
+            statuses,
+            [
+                "cache; fwd=uri-miss; fwd-status=200; stored",
+                "cache; fwd=stale; fwd-status=304; stored",
+                "cache; hit; ttl=500",
+            ]
+        );
     }
 }
