@@ -38,7 +38,9 @@ pub struct CachedEntry {
     /// How long the origin took to produce the response, in ms: the cost
     /// of recomputing it, which early refresh weighs (0 when unknown).
     pub fetch_ms: u64,
-    /// Tags the entry can be invalidated by.
+    /// Tags the entry can be invalidated by, as stores hold them: the app's
+    /// tags, those beginning with `@` escaped with one more `@`, and the
+    /// cache's own (`@uri:` and the entry's URI), which no app tag can equal.
     pub tags: Vec<String>,
     /// Request header values this response varies on (from its `Vary`), in
     /// the order of the `Vary` header; `None` when the request lacked the

@@ -6,10 +6,10 @@ use http::Request;
 
 use crate::{
     Cache, CachePolicy,
-    engine::uri_tag,
     error::StoreError,
     invalidation_log::Target,
     metrics::{self, InvalidationKind},
+    tags::Tag,
 };
 
 /// Drops entries: by key, by tag, by key prefix, or every variant of a
@@ -51,7 +51,12 @@ impl Invalidator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let tags: Vec<String> = tags.into_iter().map(Into::into).collect();
+        self.typed_tags(tags.into_iter().map(|tag| Tag::app(tag)).collect()).await
+    }
+
+    /// Drops every entry carrying any of `tags`, app's or the cache's own.
+    pub(crate) async fn typed_tags(&self, tags: Vec<Tag>) -> Result<u64, StoreError> {
+        let tags = Tag::stored(tags);
         self.cache.inner.invalidations.record(Target::Tags(tags.clone()));
         let store = Arc::clone(&self.cache.inner.store);
         let owned = tags.clone();
@@ -95,7 +100,7 @@ impl Invalidator {
         *head.extensions_mut() = request.extensions().clone();
         let (parts, ()) = head.into_parts();
         let key = policy.key().build(&parts);
-        self.tag(uri_tag(key.uri())).await
+        self.typed_tags(vec![Tag::uri(key.uri())]).await
     }
 }
 

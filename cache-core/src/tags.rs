@@ -148,6 +148,55 @@ impl TryFrom<&str> for TagTemplate {
     }
 }
 
+/// A tag as the stores hold it.
+///
+/// The cache tags every entry with its URI, so that an unsafe request or
+/// [`Invalidator::request`](crate::Invalidator::request) drops every variant
+/// of it. Those tags and the app's live apart: the cache's begin with `@`
+/// and a letter (`@uri:...`); an app's tag that begins with `@` is held with
+/// one more `@` in front. No tag an app gives, from a policy, a handler's
+/// hints, a data policy or an invalidation, can name a URI.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Tag(String);
+
+impl Tag {
+    /// An app's tag.
+    pub(crate) fn app(tag: impl Into<String>) -> Tag {
+        let tag = tag.into();
+        if tag.starts_with('@') {
+            return Tag(format!("@{tag}"));
+        }
+        Tag(tag)
+    }
+
+    /// The tag every variant of a URI (a [`CacheKey::uri`](crate::key::CacheKey::uri)) carries.
+    pub(crate) fn uri(uri: &str) -> Tag {
+        let mut tag = String::with_capacity(uri.len() + 5);
+        tag.push_str("@uri:");
+        tag.push_str(uri);
+        Tag(tag)
+    }
+
+    /// The form the stores hold.
+    pub(crate) fn into_stored(self) -> String {
+        self.0
+    }
+
+    /// The stored forms of `tags`.
+    pub(crate) fn stored(tags: Vec<Tag>) -> Vec<String> {
+        tags.into_iter().map(Tag::into_stored).collect()
+    }
+
+    /// The app's tag a stored tag holds; `None` for the cache's own.
+    pub(crate) fn app_tag(stored: &str) -> Option<&str> {
+        match stored.strip_prefix('@') {
+            None => Some(stored),
+            Some(rest) if rest.starts_with('@') => Some(rest),
+            Some(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +232,25 @@ mod tests {
         #[test]
         fn parsing_never_panics(s in ".{0,40}") {
             let _ = s.parse::<TagTemplate>();
+        }
+    }
+
+    #[test]
+    fn app_tags_and_uri_tags_never_meet() {
+        for app in ["@uri:/a", "@@uri:/a", "@", "uri:/a", "plain", ""] {
+            let stored = Tag::app(app).into_stored();
+            assert_ne!(stored, Tag::uri("/a").into_stored(), "{app:?}");
+            assert_eq!(Tag::app_tag(&stored), Some(app), "{app:?} reads back");
+        }
+        assert_eq!(Tag::app_tag(&Tag::uri("/a").into_stored()), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_app_tag_is_a_uri_tag(app in ".{0,12}", uri in ".{0,12}") {
+            let stored = Tag::app(app.clone()).into_stored();
+            proptest::prop_assert_ne!(&stored, &Tag::uri(&uri).into_stored());
+            proptest::prop_assert_eq!(Tag::app_tag(&stored), Some(app.as_str()));
         }
     }
 }

@@ -107,6 +107,7 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/auth-revalidate", ok(p().ttl("60s"))),
         ("/items/{id}", ok(p().ttl("60s").tag("item:{id}"))),
         ("/hinted", ok(p().ttl("60s"))),
+        ("/header-tag/{id}", ok(p().ttl("60s").tag("{header.x-tag}").cache_tag_header())),
         ("/status/{code}", ok(p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"))),
         ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
         (

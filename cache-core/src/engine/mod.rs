@@ -20,7 +20,6 @@ pub use hit_headers::HitHead;
 pub(crate) use hit_headers::HitHeaders;
 pub use refresh::{MAX_REFRESHES, Refresh};
 pub use serve::Served;
-pub(crate) use serve::uri_tag;
 
 use std::{fmt, sync::Arc};
 

@@ -239,12 +239,12 @@ fn downstream_headers(policy: &PolicyInner, headers: &mut HeaderMap, tags: &[Str
 /// `CDN-Cache-Control` (RFC 9213).
 pub(crate) const CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
 
-/// The entry's tags for a CDN, joined by `separator`; internal tags (`@…`)
-/// and tags a CDN could not parse back are left out.
+/// The entry's app tags for a CDN, joined by `separator`; the cache's own
+/// tags and tags a CDN could not parse back are left out.
 fn tag_header(tags: &[String], separator: &str) -> Option<HeaderValue> {
     let mut out = String::new();
-    for tag in tags {
-        if tag.is_empty() || tag.starts_with('@') || tag.chars().any(|c| c.is_whitespace() || c == ',' || c.is_control()) {
+    for tag in tags.iter().filter_map(|t| crate::tags::Tag::app_tag(t)) {
+        if tag.is_empty() || tag.chars().any(|c| c.is_whitespace() || c == ',' || c.is_control()) {
             continue;
         }
         if !out.is_empty() {

@@ -24,10 +24,10 @@ fn date_ms(headers: &HeaderMap, name: header::HeaderName) -> Option<u64> {
 /// since `Last-Modified`, for statuses that allow it or `public`), else
 /// none. `no-cache` responses get none: they are revalidated before reuse.
 pub(crate) fn freshness(cc: &CacheControl, headers: &HeaderMap, status: StatusCode, now_ms: u64) -> Duration {
-    if cc.has("no-cache") {
+    if cc.no_cache() {
         return Duration::ZERO;
     }
-    if let Some(secs) = cc.seconds("s-maxage").or_else(|| cc.seconds("max-age")) {
+    if let Some(secs) = cc.s_maxage().or_else(|| cc.max_age()) {
         return Duration::from_secs(secs);
     }
     let date = date_ms(headers, header::DATE).unwrap_or(now_ms);
@@ -35,7 +35,7 @@ pub(crate) fn freshness(cc: &CacheControl, headers: &HeaderMap, status: StatusCo
         // An invalid Expires (such as "0") means already expired.
         return date_ms(headers, header::EXPIRES).map_or(Duration::ZERO, |expires| Duration::from_millis(expires.saturating_sub(date)));
     }
-    let heuristic = HEURISTICALLY_CACHEABLE.contains(&status.as_u16()) || cc.has("public");
+    let heuristic = HEURISTICALLY_CACHEABLE.contains(&status.as_u16()) || cc.public();
     match date_ms(headers, header::LAST_MODIFIED) {
         Some(modified) if heuristic => Duration::from_millis(date.saturating_sub(modified) / 10).min(MAX_HEURISTIC),
         _ => Duration::ZERO,
@@ -62,7 +62,7 @@ pub(crate) fn response_directives(policy: &PolicyInner, headers: &HeaderMap) -> 
 /// read from the directives that targeted this cache.
 pub(crate) fn forbids_stale(policy: &PolicyInner, entry: &CachedEntry) -> bool {
     let cc = response_directives(policy, &entry.headers);
-    cc.has("must-revalidate") || cc.has("proxy-revalidate") || cc.has("s-maxage") || cc.has("no-cache")
+    cc.must_revalidate() || cc.proxy_revalidate() || cc.has_s_maxage() || cc.no_cache()
 }
 
 /// Whether the origin gave the entry a validator a conditional request can
@@ -102,11 +102,11 @@ impl RequestDirectives {
                 .filter_map(|v| v.to_str().ok())
                 .any(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-cache")));
         Some(RequestDirectives {
-            no_cache: cc.has("no-cache") || pragma_no_cache,
-            max_age: cc.seconds("max-age"),
-            min_fresh: cc.seconds("min-fresh"),
-            max_stale: cc.has("max-stale").then(|| cc.seconds("max-stale")),
-            only_if_cached: cc.has("only-if-cached"),
+            no_cache: cc.no_cache() || pragma_no_cache,
+            max_age: cc.max_age(),
+            min_fresh: cc.min_fresh(),
+            max_stale: cc.max_stale(),
+            only_if_cached: cc.only_if_cached(),
         })
     }
 

@@ -25,6 +25,7 @@ use crate::{
     error::BoxError,
     key::CacheKey,
     metrics::Outcome,
+    tags::Tag,
 };
 
 /// A response the engine built, and how the cache came to it.
@@ -383,17 +384,17 @@ impl Cache {
         let status = response.status();
         if status.is_success() || status.is_redirection() {
             let mut tags = self.route_tags(ex, routed.as_ref());
-            tags.extend(ex.route.invalidations().iter().cloned());
-            tags.push(uri_tag(ex.key.uri()));
+            tags.extend(ex.route.invalidations().iter().cloned().map(Tag::app));
+            tags.push(Tag::uri(ex.key.uri()));
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
                 if let Some(target) = response.headers().get(name).and_then(|v| same_origin_target(&ex.parts, v)) {
                     let mut parts = ex.parts.clone();
                     parts.uri = target;
-                    tags.push(uri_tag(ex.policy.key.build(&parts).uri()));
+                    tags.push(Tag::uri(ex.policy.key.build(&parts).uri()));
                 }
             }
             // Runs to its end even if the client goes away (see Invalidator).
-            if let Err(err) = self.invalidator().tags(tags).await {
+            if let Err(err) = self.invalidator().typed_tags(tags).await {
                 self.log_store_error("invalidate", &err);
             }
         }
@@ -420,13 +421,4 @@ fn same_origin_target(parts: &Parts, value: &http::HeaderValue) -> Option<http::
     }
     let path_and_query = uri.path_and_query()?.clone();
     http::Uri::builder().path_and_query(path_and_query).build().ok()
-}
-
-/// The tag every entry carries for its URI, so that all variants of a URI
-/// can be invalidated together.
-pub(crate) fn uri_tag(uri: &str) -> String {
-    let mut tag = String::with_capacity(uri.len() + 5);
-    tag.push_str("@uri:");
-    tag.push_str(uri);
-    tag
 }

@@ -3,14 +3,14 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, response};
 
-use super::{Cache, exchange::Exchange, rfc, serve::uri_tag};
+use super::{Cache, exchange::Exchange, rfc};
 use crate::{
     CacheHints, CacheMode, CachedEntry, RouteMatch,
     cache_control::CacheControl,
     cache_status::X_CACHE,
     clock::duration_ms,
     metrics::NotStored,
-    tags::{TagContext, TagTemplate},
+    tags::{Tag, TagContext, TagTemplate},
 };
 
 /// Headers that describe one connection, not the response (RFC 9110 §7.6.1).
@@ -47,7 +47,7 @@ impl Cache {
         }
         // A shared cache stores `no-cache` responses and revalidates them
         // before each reuse (RFC 9111 §5.2.2.4); policy mode does not.
-        if cc.has("no-store") || cc.has("private") || (!rfc && cc.has("no-cache")) {
+        if cc.no_store() || cc.private() || (!rfc && cc.no_cache()) {
             return Some(NotStored::CacheControl);
         }
         if !vary_is_valid(&parts.headers) {
@@ -70,7 +70,7 @@ impl Cache {
         if declared_length(parts).is_some_and(|n| n > ex.policy.max_body_size as u64) {
             return Some(NotStored::TooLarge);
         }
-        if CacheControl::from_headers(&ex.parts.headers).has("no-store") {
+        if CacheControl::from_headers(&ex.parts.headers).no_store() {
             return Some(NotStored::RequestNoStore);
         }
         let authorized = ex.parts.headers.contains_key(header::AUTHORIZATION) && !ex.policy.key.by_principal;
@@ -99,10 +99,9 @@ impl Cache {
             initial_age_ms = initial_age_ms.max(rfc::apparent_age_ms(&parts.headers, now));
             rfc::freshness(cc, &parts.headers, parts.status, now).saturating_sub(std::time::Duration::from_millis(initial_age_ms))
         });
-        let window =
-            |directive: &str, policy: std::time::Duration| cc.seconds(directive).map_or(duration_ms(policy), |s| s.saturating_mul(1000));
-        let stale_while_revalidate_ms = window("stale-while-revalidate", ex.policy.stale_while_revalidate);
-        let stale_if_error_ms = window("stale-if-error", ex.policy.stale_if_error);
+        let window = |directive: Option<u64>, policy: std::time::Duration| directive.map_or(duration_ms(policy), |s| s.saturating_mul(1000));
+        let stale_while_revalidate_ms = window(cc.stale_while_revalidate(), ex.policy.stale_while_revalidate);
+        let stale_if_error_ms = window(cc.stale_if_error(), ex.policy.stale_if_error);
         let vary = self.varied_values(ex, &parts.headers);
         let mut headers = end_to_end(parts.headers);
         if parts.status == StatusCode::OK && !headers.contains_key(header::ETAG) {
@@ -115,15 +114,15 @@ impl Cache {
             .or(rfc_fresh)
             .unwrap_or_else(|| ex.policy.ttl_for(parts.status));
         let mut tags = self.route_tags(ex, parts.extensions.get::<RouteMatch>());
-        tags.extend(hints.tags().iter().cloned());
-        tags.push(uri_tag(ex.key.uri()));
+        tags.extend(hints.tags().iter().cloned().map(Tag::app));
+        tags.push(Tag::uri(ex.key.uri()));
         tags.sort_unstable();
         tags.dedup();
         let mut entry = CachedEntry::new(parts.status, headers, body, now, duration_ms(fresh_for));
         entry.initial_age_ms = initial_age_ms;
         entry.stale_while_revalidate_ms = stale_while_revalidate_ms;
         entry.stale_if_error_ms = stale_if_error_ms;
-        entry.tags = tags;
+        entry.tags = Tag::stored(tags);
         entry.vary = vary;
         entry
     }
@@ -183,7 +182,7 @@ impl Cache {
     /// [`RouteMatch`] the adapter put in the response's extensions, for
     /// frameworks that know the path parameters only once the request has
     /// reached its handler; it takes precedence over the request's.
-    pub(crate) fn route_tags(&self, ex: &Exchange, routed: Option<&RouteMatch>) -> Vec<String> {
+    pub(crate) fn route_tags(&self, ex: &Exchange, routed: Option<&RouteMatch>) -> Vec<Tag> {
         let templates = &ex.policy.tags;
         if templates.is_empty() {
             return Vec::new();
@@ -198,7 +197,7 @@ impl Cache {
             headers: &ex.parts.headers,
             params: &params,
         };
-        templates.iter().filter_map(|t| t.render(&ctx)).collect()
+        templates.iter().filter_map(|t| t.render(&ctx)).map(Tag::app).collect()
     }
 
     /// The request's values of the headers the response varies on, except
@@ -239,9 +238,9 @@ fn vary_is_valid(headers: &HeaderMap) -> bool {
 /// Whether a response to a request with `Authorization` may be shared
 /// (RFC 9111 §3.5: `public`, `s-maxage` or `must-revalidate`).
 fn shareable(cc: &CacheControl) -> bool {
-    match cc.seconds("s-maxage") {
+    match cc.s_maxage() {
         Some(s) => s > 0,
-        None => (cc.has("public") || cc.has("must-revalidate")) && cc.seconds("max-age") != Some(0),
+        None => (cc.public() || cc.must_revalidate()) && cc.max_age() != Some(0),
     }
 }
 

@@ -126,3 +126,28 @@ pub async fn waiters_of_an_invalidated_fetch_share_one_fetch<A: Adapter>() {
     }
     assert_eq!(s.origin.calls("/slow"), 2, "the leader's fetch, and one more for every waiter");
 }
+
+/// The cache's own tags (each entry carries one naming its URI) and an
+/// app's tags never meet: an app tag spelled like the cache's neither
+/// falls with that URI's invalidation nor drops that URI's entries, and a
+/// CDN is told the app's tag as the app wrote it.
+pub async fn app_tags_never_name_a_uri<A: Adapter>() {
+    let s = start::<A>().await;
+    let (parts, ()) = http::Request::get("/plain/5").body(()).unwrap().into_parts();
+    let policy = cache_core::CachePolicy::builder().ttl("60s").build().unwrap();
+    let spoof = format!("@uri:{}", policy.key().build(&parts).uri());
+    let tagged = || s.get("/header-tag/1").header("x-tag", spoof.as_str()).send();
+    let first = tagged().await.unwrap();
+    assert_eq!(header(&first, "x-cache"), "MISS");
+    assert_eq!(header(&first, "cache-tag"), spoof, "the app's tag, as the app wrote it");
+    assert_eq!(header(&tagged().await.unwrap(), "x-cache"), "HIT");
+    fetch(&s, "/plain/5").await;
+    let put = s.request(Method::PUT, "/plain/5").send().await.unwrap();
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    assert_eq!(fetch(&s, "/plain/5").await.1, "MISS", "PUT dropped its own URI");
+    let after = tagged().await.unwrap();
+    assert_eq!(header(&after, "x-cache"), "HIT", "a PUT on /plain/5 dropped an entry the app tagged {spoof}");
+    assert_eq!(s.cache.invalidator().tag(spoof.as_str()).await.unwrap(), 1, "only the app's entry carries the app's tag");
+    assert_eq!(fetch(&s, "/plain/5").await.1, "HIT", "the app's tag dropped the URI's entry");
+    assert_eq!(header(&tagged().await.unwrap(), "x-cache"), "MISS");
+}
