@@ -106,7 +106,10 @@ impl CacheControl {
     /// Parses every field `name` in `headers` with the `Cache-Control`
     /// syntax, such as `CDN-Cache-Control` (RFC 9213).
     pub fn from_field(headers: &HeaderMap, name: &http::HeaderName) -> Self {
-        let mut cc = CacheControl { empty: true, ..CacheControl::default() };
+        let mut cc = CacheControl {
+            empty: true,
+            ..CacheControl::default()
+        };
         for value in headers.get_all(name) {
             if parse_into(value.as_bytes(), &mut cc).is_err() {
                 cc.malformed = true;
@@ -388,7 +391,10 @@ mod tests {
     fn unknown_directives_are_kept_in_order() {
         let cc = parse(&["X-Foo, no-cache, Community=\"UCI\", bar=1"]);
         assert!(cc.no_cache() && cc.no_cache_fields().is_none());
-        assert_eq!(cc.extensions().collect::<Vec<_>>(), [("x-foo", None), ("community", Some("UCI")), ("bar", Some("1"))]);
+        assert_eq!(
+            cc.extensions().collect::<Vec<_>>(),
+            [("x-foo", None), ("community", Some("UCI")), ("bar", Some("1"))]
+        );
     }
 
     #[test]
@@ -401,11 +407,20 @@ mod tests {
 
     #[test]
     fn delta_seconds_are_digits_and_the_first_occurrence_counts() {
-        for (field, want) in [("max-age=+5", None), ("max-age=-1", None), ("max-age=5", Some(5)), ("max-age=\"7\"", Some(7))] {
+        for (field, want) in [
+            ("max-age=+5", None),
+            ("max-age=-1", None),
+            ("max-age=5", Some(5)),
+            ("max-age=\"7\"", Some(7)),
+        ] {
             assert_eq!(parse(&[field]).max_age(), want, "{field}");
         }
         assert_eq!(parse(&["max-age=5, max-age=9"]).max_age(), Some(5));
-        assert_eq!(parse(&["max-age=x, max-age=9"]).max_age(), None, "the first occurrence, even invalid");
+        assert_eq!(
+            parse(&["max-age=x, max-age=9"]).max_age(),
+            None,
+            "the first occurrence, even invalid"
+        );
         let cc = parse(&["s-maxage=soon"]);
         assert!(cc.has_s_maxage() && cc.s_maxage().is_none());
         assert_eq!(parse(&["max-stale"]).max_stale(), Some(None));
@@ -490,21 +505,24 @@ mod tests {
     /// another), optional token or quoted value.
     fn directive() -> impl proptest::strategy::Strategy<Value = (String, Option<String>, bool)> {
         use proptest::strategy::Strategy as _;
-        let known = (proptest::sample::select(&KNOWN[..]), proptest::collection::vec(proptest::bool::ANY, 24)).prop_map(|(name, upper)| {
-            name.chars()
-                .zip(upper)
-                .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
-                .collect::<String>()
-        });
+        let known = (
+            proptest::sample::select(&KNOWN[..]),
+            proptest::collection::vec(proptest::bool::ANY, 24),
+        )
+            .prop_map(|(name, upper)| {
+                name.chars()
+                    .zip(upper)
+                    .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
+                    .collect::<String>()
+            });
         let name = proptest::prop_oneof![known, "[a-zA-Z][a-zA-Z0-9-]{0,8}"];
-        (name, proptest::option::of("[0-9]{1,4}|[a-z0-9+]{1,6}|[ a-z,=;\\\\\"]{0,6}"))
-            .prop_map(|(name, value)| {
-                // A value of letters and digits goes as a token, any other in quotes.
-                let quote = value
-                    .as_ref()
-                    .is_some_and(|v| v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric()));
-                (name, value, quote)
-            })
+        (name, proptest::option::of("[0-9]{1,4}|[a-z0-9+]{1,6}|[ a-z,=;\\\\\"]{0,6}")).prop_map(|(name, value)| {
+            // A value of letters and digits goes as a token, any other in quotes.
+            let quote = value
+                .as_ref()
+                .is_some_and(|v| v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric()));
+            (name, value, quote)
+        })
     }
 
     proptest::proptest! {

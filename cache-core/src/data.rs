@@ -441,7 +441,11 @@ impl Cache {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(DATA_CONTENT_TYPE));
         let now = self.inner.clock.now_ms();
         let mut entry = CachedEntry::new(StatusCode::OK, headers, Bytes::from(body), now, duration_ms(policy.ttl));
-        entry.tags = policy.tags.iter().map(|t| crate::tags::Tag::app(t.as_str()).into_stored()).collect();
+        entry.tags = policy
+            .tags
+            .iter()
+            .map(|t| crate::tags::Tag::app(t.as_str()).into_stored())
+            .collect();
         entry.fetch_ms = fetch_ms;
         Some(Arc::new(entry.with_stamp(stamp)))
     }

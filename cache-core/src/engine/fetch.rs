@@ -128,10 +128,7 @@ impl Cache {
                 if let Some(leader) = leader {
                     leader.finish(Outcome::Uncacheable);
                 }
-                if let Some(stale) = self.stale_if_error(ex, stale.as_deref(), None) {
-                    return Ok(stale);
-                }
-                return Err(e);
+                return self.stale_if_error(ex, stale.as_deref(), None).ok_or(e);
             }
         };
         if response.status().is_server_error()
@@ -142,28 +139,61 @@ impl Cache {
             return Ok(stale);
         }
         let (mut parts, body) = response.into_parts();
-        let hints = parts.extensions.remove::<CacheHints>().unwrap_or_default();
         let mut status = Status::forward(fwd);
         status.fwd_status = Some(parts.status.as_u16());
-        if validated
-            && parts.status == StatusCode::NOT_MODIFIED
-            && let Some(stale) = stale
-        {
-            // The stored body is still current: freshen the entry with the
-            // 304's headers (RFC 9111 §4.3.4) without a body transfer.
-            return Ok(match self.revalidated_entry(ex, &stale, parts, &hints) {
-                (entry, None) => {
-                    self.store_and_respond(ex, Arc::new(entry.with_stamp(stamp)), leader, since, status)
-                        .await
-                }
-                (personal, Some(reason)) => {
-                    ex.policy.metrics.not_stored(reason);
-                    // Waiters revalidate for themselves.
-                    drop(leader);
-                    self.respond_personal(ex, &personal, status)
-                }
-            });
+        let fetched = Fetched {
+            hints: parts.extensions.remove::<CacheHints>().unwrap_or_default(),
+            leader,
+            since,
+            stamp,
+            status,
+            started,
+        };
+        Ok(match stale {
+            Some(stale) if validated && parts.status == StatusCode::NOT_MODIFIED => self.freshen(ex, &stale, parts, fetched).await,
+            _ => self.take(ex, parts, body, fetched).await,
+        })
+    }
+
+    /// A `304` to a revalidation: the stored body is still current, so the
+    /// entry is freshened with the 304's headers (RFC 9111 §4.3.4) without
+    /// a body transfer — unless the 304 is personal, when it answers the
+    /// request that asked and changes nothing stored.
+    async fn freshen<B>(&self, ex: &Exchange, stale: &CachedEntry, parts: http::response::Parts, fetched: Fetched) -> Answer<B> {
+        let Fetched {
+            hints,
+            leader,
+            since,
+            stamp,
+            status,
+            ..
+        } = fetched;
+        match self.revalidated_entry(ex, stale, parts, &hints) {
+            (entry, None) => {
+                self.store_and_respond(ex, Arc::new(entry.with_stamp(stamp)), leader, since, status)
+                    .await
+            }
+            (personal, Some(reason)) => {
+                ex.policy.metrics.not_stored(reason);
+                // Waiters revalidate for themselves.
+                drop(leader);
+                self.respond_personal(ex, &personal, status)
+            }
         }
+    }
+
+    /// A full response from the origin: stored when the rules allow and its
+    /// body is read whole within the limit; passed on as it streams
+    /// otherwise.
+    async fn take<ResB: OriginBody>(&self, ex: &Exchange, parts: http::response::Parts, body: ResB, fetched: Fetched) -> Answer<ResB> {
+        let Fetched {
+            hints,
+            leader,
+            since,
+            stamp,
+            status,
+            started,
+        } = fetched;
         let cc = super::rfc::response_directives(&ex.policy, &parts.headers);
         if let Some(reason) = self.refusal(ex, &parts, &hints, &cc) {
             ex.policy.metrics.not_stored(reason);
@@ -173,23 +203,23 @@ impl Cache {
             } else {
                 self.uncacheable(ex, leader);
             }
-            return Ok(self.respond_passed(ex, parts, CacheBody::stream(body), status));
+            return self.respond_passed(ex, parts, CacheBody::stream(body), status);
         }
         match read_body(body, ex.policy.max_body_size).await {
             Read::Complete(bytes) => {
                 let mut entry = self.build_entry(ex, parts, bytes, &hints, &cc).with_stamp(stamp);
                 entry.fetch_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX).max(1);
-                Ok(self.store_and_respond(ex, Arc::new(entry), leader, since, status).await)
+                self.store_and_respond(ex, Arc::new(entry), leader, since, status).await
             }
             Read::Partial(reason, prefix, rest) => {
                 ex.policy.metrics.not_stored(reason);
                 self.uncacheable(ex, leader);
-                Ok(self.respond_passed(ex, parts, CacheBody::resume(prefix, rest), status))
+                self.respond_passed(ex, parts, CacheBody::resume(prefix, rest), status)
             }
             Read::Failed(prefix, error) => {
                 ex.policy.metrics.not_stored(NotStored::BodyError);
                 self.uncacheable(ex, leader);
-                Ok(self.respond_passed(ex, parts, CacheBody::failed(prefix, error), status))
+                self.respond_passed(ex, parts, CacheBody::failed(prefix, error), status)
             }
         }
     }
@@ -324,6 +354,19 @@ impl Cache {
         }
         Put::Stored
     }
+}
+
+/// What a fetch knows once the origin has answered.
+struct Fetched {
+    hints: CacheHints,
+    /// This request's role in coalescing.
+    leader: Option<Leader>,
+    /// The invalidation log's position when the fetch began.
+    since: u64,
+    /// The store's stamp for the entry.
+    stamp: crate::Stamp,
+    status: Status,
+    started: std::time::Instant,
 }
 
 /// How storing an entry went.

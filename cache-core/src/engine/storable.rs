@@ -99,7 +99,8 @@ impl Cache {
             initial_age_ms = initial_age_ms.max(rfc::apparent_age_ms(&parts.headers, now));
             rfc::freshness(cc, &parts.headers, parts.status, now).saturating_sub(std::time::Duration::from_millis(initial_age_ms))
         });
-        let window = |directive: Option<u64>, policy: std::time::Duration| directive.map_or(duration_ms(policy), |s| s.saturating_mul(1000));
+        let window =
+            |directive: Option<u64>, policy: std::time::Duration| directive.map_or(duration_ms(policy), |s| s.saturating_mul(1000));
         let stale_while_revalidate_ms = window(cc.stale_while_revalidate(), ex.policy.stale_while_revalidate);
         let stale_if_error_ms = window(cc.stale_if_error(), ex.policy.stale_if_error);
         let vary = self.varied_values(ex, &parts.headers);

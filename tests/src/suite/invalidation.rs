@@ -146,8 +146,16 @@ pub async fn app_tags_never_name_a_uri<A: Adapter>() {
     assert_eq!(put.status(), StatusCode::NO_CONTENT);
     assert_eq!(fetch(&s, "/plain/5").await.1, "MISS", "PUT dropped its own URI");
     let after = tagged().await.unwrap();
-    assert_eq!(header(&after, "x-cache"), "HIT", "a PUT on /plain/5 dropped an entry the app tagged {spoof}");
-    assert_eq!(s.cache.invalidator().tag(spoof.as_str()).await.unwrap(), 1, "only the app's entry carries the app's tag");
+    assert_eq!(
+        header(&after, "x-cache"),
+        "HIT",
+        "a PUT on /plain/5 dropped an entry the app tagged {spoof}"
+    );
+    assert_eq!(
+        s.cache.invalidator().tag(spoof.as_str()).await.unwrap(),
+        1,
+        "only the app's entry carries the app's tag"
+    );
     assert_eq!(fetch(&s, "/plain/5").await.1, "HIT", "the app's tag dropped the URI's entry");
     assert_eq!(header(&tagged().await.unwrap(), "x-cache"), "MISS");
 }
