@@ -7,7 +7,10 @@ use actix_web::{
     body::{EitherBody, MessageBody},
     dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
 };
-use cache_core::{Cache, CachePolicy, Invalidator, Policies, RouteMatch, adapter::Begun};
+use cache_core::{
+    Cache, CachePolicy, Invalidator, Policies, RouteMatch,
+    adapter::{Begun, Exchange, Selection},
+};
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
@@ -105,20 +108,7 @@ where
     forward_ready!(inner);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let policies = &self.layer.policies;
-        let served = req.extensions().get::<Served>().is_some();
-        // The pattern costs an allocation: only read it when it matters.
-        let pattern = match policies.by_route() && !served {
-            true => req.match_pattern(),
-            false => None,
-        };
-        let selection = match served {
-            true => None,
-            false => http::Method::from_bytes(req.method().as_str().as_bytes())
-                .ok()
-                .and_then(|method| policies.select(pattern.as_deref(), &method, req.path())),
-        };
-        let (Some(selection), Some(parts)) = (selection, request_parts(&req)) else {
+        let (Some(selection), Some(parts)) = (self.selection(&req), request_parts(&req)) else {
             return self.passthrough(req);
         };
         let missed = match self.layer.cache.begin(selection.policy(), &parts) {
@@ -134,6 +124,41 @@ where
         let route = selection.route_match(&parts, RouteMatch::default());
         let exchange = missed.exchange(parts).with_route(route);
         req.extensions_mut().insert(Served);
+        self.serve(req, exchange)
+    }
+}
+
+impl<S> CacheService<S> {
+    /// The policy that serves `req`, unless a cache layer further out
+    /// already serves it.
+    fn selection(&self, req: &ServiceRequest) -> Option<Selection<'_>> {
+        if req.extensions().get::<Served>().is_some() {
+            return None;
+        }
+        let policies = &self.layer.policies;
+        // The pattern costs an allocation: only read it when it matters.
+        let pattern = policies.by_route().then(|| req.match_pattern()).flatten();
+        let method = http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?;
+        policies.select(pattern.as_deref(), &method, req.path())
+    }
+
+    fn passthrough<B>(&self, req: ServiceRequest) -> LocalBoxFuture<'static, Responded<B>>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+        B: MessageBody + 'static,
+    {
+        insert_invalidator(&req, &self.layer.cache);
+        let future = self.inner.call(req);
+        Box::pin(async move { future.await.map(ServiceResponse::map_into_left_body) })
+    }
+
+    /// Serves a request the cache could not answer at once: the engine
+    /// calls the wrapped service as the origin, if it needs to.
+    fn serve<B>(&self, req: ServiceRequest, exchange: Exchange) -> LocalBoxFuture<'static, Responded<B>>
+    where
+        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+        B: MessageBody + 'static,
+    {
         // A path pattern of the policies has already read the parameters;
         // otherwise they come from actix's routing, after the call.
         let from_routing = exchange.route().pattern().is_none();
@@ -179,18 +204,6 @@ enum Slot {
     Request(ServiceRequest),
     Taken,
     Responded(HttpRequest),
-}
-
-impl<S> CacheService<S> {
-    fn passthrough<B>(&self, req: ServiceRequest) -> LocalBoxFuture<'static, Responded<B>>
-    where
-        S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
-        B: MessageBody + 'static,
-    {
-        insert_invalidator(&req, &self.layer.cache);
-        let future = self.inner.call(req);
-        Box::pin(async move { future.await.map(ServiceResponse::map_into_left_body) })
-    }
 }
 
 /// Gives handlers an [`Invalidator`], unless a middleware further out

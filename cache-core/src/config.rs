@@ -206,42 +206,14 @@ impl Policies {
 
     /// Loads a table already parsed (from TOML, or through serde from any
     /// format); `file` names it in errors.
-    fn from_table(mut document: Table, file: &str) -> Result<Policies, ConfigFileError> {
+    fn from_table(document: Table, file: &str) -> Result<Policies, ConfigFileError> {
         let error = |route: Option<String>, field: Option<&str>, message: String| ConfigFileError {
             file: file.to_owned(),
             route,
             field: field.map(str::to_owned),
             message,
         };
-        let defaults = match document.remove("defaults") {
-            None => Table::new(),
-            Some(Value::Table(table)) => table,
-            Some(other) => {
-                return Err(error(
-                    None,
-                    Some("defaults"),
-                    format!("expected a table, found {}", other.type_str()),
-                ));
-            }
-        };
-        let routes = match document.remove("route") {
-            None => Vec::new(),
-            Some(Value::Array(routes)) => routes,
-            Some(other) => {
-                return Err(error(
-                    None,
-                    Some("route"),
-                    format!("expected an array of tables ([[route]]), found {}", other.type_str()),
-                ));
-            }
-        };
-        if let Some(key) = document.keys().next() {
-            return Err(error(
-                None,
-                Some(key),
-                "unknown top-level key (expected `defaults` or `route`)".to_owned(),
-            ));
-        }
+        let (defaults, routes) = split_document(document).map_err(|e| error(None, e.field.as_deref(), e.message))?;
         if let Some(key) = defaults.keys().find(|k| ROUTE_FIELDS.contains(&k.as_str())) {
             return Err(error(
                 Some("defaults".to_owned()),
@@ -269,6 +241,30 @@ impl Policies {
         }
         Ok(policies)
     }
+}
+
+/// The `defaults` table and the `[[route]]` array of a policy table, which
+/// holds nothing else.
+fn split_document(mut document: Table) -> Result<(Table, Vec<Value>), FieldError> {
+    let defaults = match document.remove("defaults") {
+        None => Table::new(),
+        Some(Value::Table(table)) => table,
+        Some(other) => return Err(FieldError::at("defaults", format!("expected a table, found {}", other.type_str()))),
+    };
+    let routes = match document.remove("route") {
+        None => Vec::new(),
+        Some(Value::Array(routes)) => routes,
+        Some(other) => {
+            return Err(FieldError::at(
+                "route",
+                format!("expected an array of tables ([[route]]), found {}", other.type_str()),
+            ));
+        }
+    };
+    if let Some(key) = document.keys().next() {
+        return Err(FieldError::at(key, "unknown top-level key (expected `defaults` or `route`)"));
+    }
+    Ok((defaults, routes))
 }
 
 /// The first line of a TOML parse error, with its position.

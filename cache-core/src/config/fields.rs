@@ -88,52 +88,18 @@ pub(super) fn policy_builder(table: &Table) -> Result<CachePolicyBuilder, FieldE
     for (key, value) in table {
         let field = key.as_str();
         b = match field {
-            "mode" => b.mode(match string(field, value)? {
-                "policy" => CacheMode::Policy,
-                "rfc9111" => CacheMode::Rfc9111,
-                other => return Err(FieldError::at(field, format!("`{other}`: expected \"policy\" or \"rfc9111\""))),
-            }),
+            "mode" => b.mode(mode(field, value)?),
             "ttl" => b.ttl(duration(field, value)?),
             "stale_while_revalidate" => b.stale_while_revalidate(duration(field, value)?),
             "stale_if_error" => b.stale_if_error(duration(field, value)?),
             "jitter" => b.jitter(duration(field, value)?),
             "coalesce_timeout" => b.coalesce_timeout(duration(field, value)?),
             "hit_for_miss" => b.hit_for_miss(duration(field, value)?),
-            "early_refresh" => b.early_refresh(match value {
-                Value::Float(f) => *f,
-                Value::Integer(i) => *i as f64,
-                other => return Err(FieldError::at(field, format!("expected a number, found {}", other.type_str()))),
-            }),
-            "status_ttl" => {
-                let Value::Table(statuses) = value else {
-                    return Err(FieldError::at(
-                        field,
-                        format!("expected a table such as {{ 404 = \"1m\" }}, found {}", value.type_str()),
-                    ));
-                };
-                let sorted: BTreeMap<&String, &Value> = statuses.iter().collect();
-                let mut b = b;
-                for (status, ttl) in sorted {
-                    b = b.status_ttl(status_code(field, status)?, duration(field, ttl)?);
-                }
-                b
-            }
-            "cacheable_statuses" => {
-                let Value::Array(list) = value else {
-                    return Err(FieldError::at(
-                        field,
-                        format!("expected a list of status codes, found {}", value.type_str()),
-                    ));
-                };
-                let statuses = list
-                    .iter()
-                    .map(|v| match v {
-                        Value::Integer(code) => status_code(field, &code.to_string()),
-                        other => Err(FieldError::at(field, format!("expected a status code, found {}", other.type_str()))),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                b.cacheable_statuses(statuses)
-            }
+            "early_refresh" => b.early_refresh(number(field, value)?),
+            "status_ttl" => status_ttls(field, value)?
+                .into_iter()
+                .fold(b, |b, (status, ttl)| b.status_ttl(status, ttl)),
+            "cacheable_statuses" => b.cacheable_statuses(status_codes(field, value)?),
             "max_body_size" => b.max_body_size(integer(field, value)?),
             "key_version" => b.key_version(integer(field, value)?),
             "namespace" => b.namespace(string(field, value)?),
@@ -165,6 +131,52 @@ pub(super) fn policy_builder(table: &Table) -> Result<CachePolicyBuilder, FieldE
         };
     }
     Ok(b)
+}
+
+fn mode(field: &str, value: &Value) -> Result<CacheMode, FieldError> {
+    match string(field, value)? {
+        "policy" => Ok(CacheMode::Policy),
+        "rfc9111" => Ok(CacheMode::Rfc9111),
+        other => Err(FieldError::at(field, format!("`{other}`: expected \"policy\" or \"rfc9111\""))),
+    }
+}
+
+fn number(field: &str, value: &Value) -> Result<f64, FieldError> {
+    match value {
+        Value::Float(f) => Ok(*f),
+        Value::Integer(i) => Ok(*i as f64),
+        other => Err(FieldError::at(field, format!("expected a number, found {}", other.type_str()))),
+    }
+}
+
+/// A table of TTLs by status code (`{ 404 = "1m" }`), in status order.
+fn status_ttls(field: &str, value: &Value) -> Result<Vec<(StatusCode, Ttl)>, FieldError> {
+    let Value::Table(statuses) = value else {
+        return Err(FieldError::at(
+            field,
+            format!("expected a table such as {{ 404 = \"1m\" }}, found {}", value.type_str()),
+        ));
+    };
+    let sorted: BTreeMap<&String, &Value> = statuses.iter().collect();
+    sorted
+        .into_iter()
+        .map(|(status, ttl)| Ok((status_code(field, status)?, duration(field, ttl)?)))
+        .collect()
+}
+
+fn status_codes(field: &str, value: &Value) -> Result<Vec<StatusCode>, FieldError> {
+    let Value::Array(list) = value else {
+        return Err(FieldError::at(
+            field,
+            format!("expected a list of status codes, found {}", value.type_str()),
+        ));
+    };
+    list.iter()
+        .map(|v| match v {
+            Value::Integer(code) => status_code(field, &code.to_string()),
+            other => Err(FieldError::at(field, format!("expected a status code, found {}", other.type_str()))),
+        })
+        .collect()
 }
 
 fn string<'a>(field: &str, value: &'a Value) -> Result<&'a str, FieldError> {
