@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::{
     Adapter, Server,
-    origin::{DEADLINE_HEADER, Origin, OriginBody, OriginRequest, routes},
+    origin::{DEADLINE_HEADER, Origin, OriginBody, OriginRequest},
 };
 
 /// Mounts every test route as `web::resource(..).wrap(CacheMiddleware::new(..))`,
@@ -81,8 +81,8 @@ fn app(
         InitError = (),
     >,
 > {
-    let mut app = App::new().app_data(web::Data::new(origin));
-    for (pattern, policy) in routes() {
+    let mut app = App::new().app_data(web::Data::new(origin.clone()));
+    for (pattern, policy) in origin.clone().routes() {
         let resource = web::resource(pattern).route(web::route().to(handle));
         app = match policy {
             Some(policy) => app.service(resource.wrap(CacheMiddleware::new(&cache, policy)).wrap_fn(deadline)),
@@ -118,7 +118,7 @@ pub async fn handle(req: HttpRequest, origin: web::Data<Origin>) -> HttpResponse
         headers: to_http_headers(req.headers()),
         invalidator: req.extensions().get::<Invalidator>().cloned(),
     };
-    let answer = origin.respond(request).await;
+    let answer = origin.respond(req.match_pattern().as_deref(), request).await;
     let mut builder = HttpResponse::build(ActixStatus::from_u16(answer.status.as_u16()).unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR));
     for (name, value) in &answer.headers {
         builder.append_header((name.as_str(), value.as_bytes()));

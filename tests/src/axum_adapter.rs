@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::{
     Extension, Router,
     body::Body,
-    extract::{Request, State},
+    extract::{MatchedPath, Request, State},
     http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -15,7 +15,7 @@ use cache_axum::{Cache, CacheLayer, Invalidator, Policies};
 
 use crate::{
     Adapter, Server,
-    origin::{DEADLINE_HEADER, Origin, OriginBody, OriginRequest, routes},
+    origin::{DEADLINE_HEADER, Origin, OriginBody, OriginRequest},
 };
 
 /// Mounts every test route with `get(..).layer(CacheLayer::new(..))`.
@@ -27,7 +27,7 @@ impl Adapter for Axum {
 
     async fn start(cache: Cache, origin: Origin) -> Server {
         let mut router = Router::new();
-        for (pattern, policy) in routes() {
+        for (pattern, policy) in origin.routes() {
             let route = match policy {
                 Some(policy) => any(handle).layer(CacheLayer::new(&cache, policy)),
                 None => any(handle),
@@ -66,7 +66,12 @@ async fn deadline(req: Request, next: Next) -> Response {
 }
 
 /// The handler of every test route.
-pub async fn handle(State(origin): State<Origin>, invalidator: Option<Extension<Invalidator>>, req: Request) -> Response {
+pub async fn handle(
+    State(origin): State<Origin>,
+    pattern: Option<MatchedPath>,
+    invalidator: Option<Extension<Invalidator>>,
+    req: Request,
+) -> Response {
     let (parts, _body) = req.into_parts();
     let request = OriginRequest {
         method: parts.method,
@@ -75,7 +80,7 @@ pub async fn handle(State(origin): State<Origin>, invalidator: Option<Extension<
         headers: parts.headers,
         invalidator: invalidator.map(|Extension(i)| i),
     };
-    let answer = origin.respond(request).await;
+    let answer = origin.respond(pattern.as_ref().map(MatchedPath::as_str), request).await;
     let body = match answer.body {
         OriginBody::Full(bytes) => Body::from(bytes),
         OriginBody::Stream(stream) => Body::from_stream(stream),

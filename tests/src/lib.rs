@@ -9,10 +9,12 @@
 #![allow(missing_debug_implementations)] // test harness types hold streams and clients
 
 pub mod actix_adapter;
+pub mod app;
 pub mod axum_adapter;
 pub mod conformance;
 pub mod consistency;
 pub mod fault_proxy;
+pub mod handlers;
 pub mod origin;
 pub mod purge;
 pub mod redis_server;
@@ -21,6 +23,7 @@ pub mod stores;
 pub mod suite;
 pub mod support;
 
+pub use app::App;
 pub use server::{Adapter, Server};
 
 include!(concat!(env!("OUT_DIR"), "/behaviour_tests.rs"));

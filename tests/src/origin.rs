@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     pin::Pin,
     sync::{
         Arc, Mutex,
@@ -17,6 +18,8 @@ use cache_core::{CacheHints, CacheMode, CachePolicy, Invalidator};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use tokio::sync::{Notify, watch};
+
+use crate::handlers;
 
 /// A body from the origin.
 pub enum OriginBody {
@@ -107,7 +110,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/auth-revalidate", ok(p().ttl("60s"))),
         ("/items/{id}", ok(p().ttl("60s").tag("item:{id}"))),
         ("/hinted", ok(p().ttl("60s"))),
-        ("/header-tag/{id}", ok(p().ttl("60s").tag("{header.x-tag}").cache_tag_header())),
         ("/status/{code}", ok(p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"))),
         ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
         (
@@ -118,10 +120,41 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
     ]
 }
 
+/// A handler a test declares with its route (see [`App`](crate::App)).
+pub type Handler = Arc<dyn Fn(OriginRequest, Origin) -> Pin<Box<dyn Future<Output = OriginResponse> + Send>> + Send + Sync>;
+
+/// A route of the test app: its pattern, the policy of the cache layer in
+/// front of it (`None`: no layer), and its handler (`None`: the shared
+/// table's behaviour for the path).
+#[derive(Clone)]
+pub struct Route {
+    /// The framework route pattern, such as `/items/{id}`.
+    pub pattern: &'static str,
+    /// The policy of its cache layer.
+    pub policy: Option<CachePolicy>,
+    pub(crate) handler: Option<Handler>,
+}
+
 /// The scripted origin. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Origin {
     state: Arc<State>,
+    routes: Arc<Vec<Route>>,
+}
+
+impl Default for Origin {
+    /// The shared table of [`routes`], answered by the path.
+    fn default() -> Self {
+        let routes = routes()
+            .into_iter()
+            .map(|(pattern, policy)| Route {
+                pattern,
+                policy,
+                handler: None,
+            })
+            .collect();
+        Origin::with_routes(routes)
+    }
 }
 
 #[derive(Default)]
@@ -160,6 +193,19 @@ pub const LAST_MODIFIED: &str = "Tue, 01 Jan 2030 00:00:00 GMT";
 pub const BIG_FIRST_CHUNK: usize = 4096;
 
 impl Origin {
+    /// An origin serving `routes`.
+    pub fn with_routes(routes: Vec<Route>) -> Self {
+        Origin {
+            state: Arc::default(),
+            routes: Arc::new(routes),
+        }
+    }
+
+    /// The routes the adapters mount: pattern and policy.
+    pub fn routes(&self) -> impl Iterator<Item = (&'static str, Option<CachePolicy>)> + '_ {
+        self.routes.iter().map(|r| (r.pattern, r.policy.clone()))
+    }
+
     /// Number of requests that reached the origin for paths starting with
     /// `prefix`.
     pub fn calls(&self, prefix: &str) -> usize {
@@ -170,6 +216,11 @@ impl Origin {
     /// Makes `/slow` (and `/swr`, `/slow-vary`) wait until [`Origin::open`].
     pub fn close(&self) {
         self.state.gate.0.send_replace(false);
+    }
+
+    /// Changes the data: [`Origin::version`] goes up by one.
+    pub fn bump(&self) -> u64 {
+        self.state.version.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Lets `/slow` answer.
@@ -192,8 +243,9 @@ impl Origin {
         self.state.crowd.store(n, Ordering::SeqCst);
     }
 
-    /// Answers a request.
-    pub async fn respond(&self, req: OriginRequest) -> OriginResponse {
+    /// Answers a request that the framework routed to `pattern` (`None`:
+    /// no route pattern, as behind a policy table).
+    pub async fn respond(&self, pattern: Option<&str>, req: OriginRequest) -> OriginResponse {
         *self
             .state
             .calls
@@ -201,9 +253,13 @@ impl Origin {
             .expect("origin call counts")
             .entry(req.path.clone())
             .or_default() += 1;
+        let declared = pattern.and_then(|p| self.routes.iter().find(|r| r.pattern == p)?.handler.clone());
+        if let Some(handler) = declared {
+            return handler(req, self.clone()).await;
+        }
         let first = req.path.split('/').nth(1).unwrap_or("");
         match first {
-            "plain" => self.plain(&req),
+            "plain" => handlers::plain(req, self.clone()).await,
             "tenant" => text(format!("tenant={:?} path={}", req.headers.get("x-tenant-id"), req.path)),
             "etag" => text("etag body")
                 .header(header::ETAG, "\"v1\"")
@@ -219,7 +275,7 @@ impl Origin {
             "vary-response" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))).header(header::VARY, "Accept-Language"),
             "query" => text(format!("query {:?}", req.query)),
             "big" => self.big(),
-            "slow" | "shared-slow" => self.slow().await,
+            "slow" | "shared-slow" => handlers::slow(req, self.clone()).await,
             "swr" => {
                 let version = self.version();
                 self.wait_for_gate().await;
@@ -279,31 +335,22 @@ impl Origin {
             }
             "auth-revalidate" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION)))
                 .header(header::CACHE_CONTROL, "max-age=0, must-revalidate"),
-            "items" => self.items(req).await,
+            "items" => handlers::items(req, self.clone()).await,
             "hinted" => {
                 let mut r = text(format!("hinted v{}", self.version()));
                 r.hints = Some(CacheHints::new().tag("hinted-tag").ttl(Duration::from_secs(5)));
                 r
             }
-            "status" => self.status(&req),
+            "status" => handlers::status(req, self.clone()).await,
             "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
             "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),
             _ => text(format!("{} {}", req.method, req.path)),
         }
     }
 
-    fn version(&self) -> u64 {
+    /// The data's version: what handlers that read "the database" show.
+    pub fn version(&self) -> u64 {
         self.state.version.load(Ordering::SeqCst)
-    }
-
-    fn plain(&self, req: &OriginRequest) -> OriginResponse {
-        if req.method == Method::PUT {
-            self.state.version.fetch_add(1, Ordering::SeqCst);
-            let mut r = text("");
-            r.status = StatusCode::NO_CONTENT;
-            return r;
-        }
-        text(format!("{} v{}", req.path, self.version()))
     }
 
     fn big(&self) -> OriginResponse {
@@ -323,15 +370,8 @@ impl Origin {
         }
     }
 
-    /// Reads the version when the request arrives (as a handler reads its
-    /// database), then waits for the gate.
-    async fn slow(&self) -> OriginResponse {
-        let version = self.version();
-        self.wait_for_gate().await;
-        text(format!("slow v{version}"))
-    }
-
-    async fn wait_for_gate(&self) {
+    /// Waits until the gate is open (see [`Origin::close`]).
+    pub async fn wait_for_gate(&self) {
         let mut gate = self.state.gate.0.subscribe();
         let _ = gate.wait_for(|open| *open).await;
     }
@@ -348,25 +388,6 @@ impl Origin {
             notified.await;
         }
         text("uncacheable").header(header::SET_COOKIE, "s=1")
-    }
-
-    async fn items(&self, req: OriginRequest) -> OriginResponse {
-        if req.method != Method::PUT {
-            return text(format!("{} v{}", req.path, self.version()));
-        }
-        self.state.version.fetch_add(1, Ordering::SeqCst);
-        let id = req.path.trim_start_matches("/items/");
-        let invalidator = req.invalidator.expect("the cache layer gives handlers an Invalidator");
-        let dropped = invalidator.tag(format!("item:{id}")).await.expect("the store invalidates");
-        // A 303 would also invalidate; answer 200 with what the handler did.
-        text(format!("dropped {dropped}"))
-    }
-
-    fn status(&self, req: &OriginRequest) -> OriginResponse {
-        let code = req.path.trim_start_matches("/status/").parse().unwrap_or(400);
-        let mut r = text(format!("status {code}"));
-        r.status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-        r
     }
 }
 
@@ -414,7 +435,8 @@ fn unparseable(req: &OriginRequest) -> OriginResponse {
     r
 }
 
-fn text(body: impl Into<String>) -> OriginResponse {
+/// A `200` with a `text/plain` body.
+pub fn text(body: impl Into<String>) -> OriginResponse {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     OriginResponse {
@@ -426,7 +448,8 @@ fn text(body: impl Into<String>) -> OriginResponse {
 }
 
 impl OriginResponse {
-    fn header(mut self, name: HeaderName, value: &'static str) -> Self {
+    /// Adds a header.
+    pub fn header(mut self, name: HeaderName, value: &'static str) -> Self {
         self.headers.append(name, HeaderValue::from_static(value));
         self
     }

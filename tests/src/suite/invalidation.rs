@@ -1,10 +1,19 @@
 //! Invalidation by handlers, unsafe methods and tags, and its ordering against fetches.
 
 use super::*;
+use crate::handlers::{items, plain, slow, status, versioned};
+
+/// `/plain/{id}`: [`plain`] behind a one-minute policy tagged `plain:{id}`.
+fn with_plain(app: App) -> App {
+    app.route("/plain/{id}", p().ttl("60s").tag("plain:{id}"), plain)
+}
 
 /// A handler invalidates a tag through the adapter's invalidation handle.
 pub async fn handler_invalidates_tags<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/items/{id}", p().ttl("60s").tag("item:{id}"), items)
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/items/1").await.3, "/items/1 v0");
     assert_eq!(fetch(&s, "/items/2").await.3, "/items/2 v0");
     assert_eq!(fetch(&s, "/items/1").await.1, "HIT");
@@ -24,7 +33,10 @@ pub async fn handler_invalidates_tags<A: Adapter>() {
 /// A successful unsafe request drops its URI's entries and its route's
 /// tags; a failed one drops nothing.
 pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route("/status/{code}", p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"), status)
+        .start::<A>()
+        .await;
     fetch(&s, "/plain/7").await;
     assert_eq!(fetch(&s, "/plain/7").await.1, "HIT");
     let put = s.request(Method::PUT, "/plain/7").send().await.unwrap();
@@ -65,7 +77,7 @@ pub async fn unsafe_method_invalidates_uri_and_route_tags<A: Adapter>() {
 /// A fetch that started before an invalidation is not stored, and a
 /// request that arrives after the invalidation does not get its response.
 pub async fn invalidation_during_a_fetch_wins<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new()).route("/slow", p().ttl("60s"), slow).start::<A>().await;
     s.origin.close();
     let before = tokio::spawn(s.get("/slow").send());
     until("the first request reaches the origin", || s.origin.calls("/slow") == 1).await;
@@ -101,7 +113,7 @@ pub async fn invalidation_during_a_fetch_wins<A: Adapter>() {
 /// origin either: one of them fetches again, the others share its
 /// response.
 pub async fn waiters_of_an_invalidated_fetch_share_one_fetch<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new()).route("/slow", p().ttl("60s"), slow).start::<A>().await;
     s.origin.close();
     let leader = tokio::spawn(s.get("/slow").send());
     until("the leader reaches the origin", || s.origin.calls("/slow") == 1).await;
@@ -132,7 +144,14 @@ pub async fn waiters_of_an_invalidated_fetch_share_one_fetch<A: Adapter>() {
 /// falls with that URI's invalidation nor drops that URI's entries, and a
 /// CDN is told the app's tag as the app wrote it.
 pub async fn app_tags_never_name_a_uri<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route(
+            "/header-tag/{id}",
+            p().ttl("60s").tag("{header.x-tag}").cache_tag_header(),
+            versioned,
+        )
+        .start::<A>()
+        .await;
     let (parts, ()) = http::Request::get("/plain/5").body(()).unwrap().into_parts();
     let policy = cache_core::CachePolicy::builder().ttl("60s").build().unwrap();
     let spoof = format!("@uri:{}", policy.key().build(&parts).uri());

@@ -21,18 +21,23 @@ pub use storage::*;
 
 use std::time::Duration;
 
-use cache_core::{Cache, Clock, MokaStore, Policies, Store};
+use cache_core::{Cache, CachePolicy, CachePolicyBuilder, Clock, MokaStore, Policies, Store};
 use futures_util::future::join_all;
 use reqwest::{Method, Response, StatusCode};
 
 use crate::{
-    Adapter, Server,
+    Adapter, App, Server,
     origin::{BIG_FIRST_CHUNK, DEADLINE_HEADER, LAST_MODIFIED, Origin},
     stores::{CorruptStore, FailingStore},
 };
 
 /// Every wait on a condition in these tests is bounded by this.
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// A policy builder, as routes declare them.
+fn p() -> CachePolicyBuilder {
+    CachePolicy::builder()
+}
 
 async fn start<A: Adapter>() -> Server {
     start_on::<A>(MokaStore::new()).await
