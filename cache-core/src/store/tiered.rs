@@ -10,6 +10,7 @@ use std::{
 };
 
 use futures_util::StreamExt;
+use redis::aio::PubSub;
 use tokio::{task::AbortHandle, time::Instant};
 
 use crate::{
@@ -296,63 +297,103 @@ impl Inner {
 /// Keeps this instance subscribed to invalidations for as long as the store
 /// lives, dropping L1 each time the subscription (re)connects.
 async fn listen(store: Weak<Inner>, l2: RedisStore) {
-    let channel = l2.channel();
-    let timeout = l2.response_timeout().max(Duration::from_millis(100));
+    let listener = Listener {
+        channel: l2.channel(),
+        timeout: l2.response_timeout().max(Duration::from_millis(100)),
+        store,
+        l2,
+    };
+    let subscribers = listener.l2.subscribers();
     let mut delay = Duration::from_millis(50);
     let mut node = 0;
     loop {
-        let client = &l2.subscribers()[node % l2.subscribers().len()];
+        let client = &subscribers[node % subscribers.len()];
         node += 1;
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(timeout, subscribed).await {
+        match tokio::time::timeout(listener.timeout, listener.subscribe(client)).await {
             Ok(Ok(pubsub)) => {
-                let Some(inner) = store.upgrade() else { return };
-                inner.reset();
-                inner.subscribed.store(true, Ordering::Release);
-                tracing::info!(server = %l2.server(), "subscribed to cache invalidations; L1 dropped");
+                let Some(keepalive) = listener.connected() else { return };
                 delay = Duration::from_millis(50);
-                let keepalive = inner.keepalive;
-                drop(inner);
-                let (mut sink, mut messages) = pubsub.split();
-                let mut ticks = tokio::time::interval(keepalive);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                ticks.tick().await;
-                let why = loop {
-                    tokio::select! {
-                        msg = messages.next() => {
-                            let Some(msg) = msg else { break "connection closed" };
-                            let Some(inner) = store.upgrade() else { return };
-                            match Message::decode(msg.get_payload_bytes()) {
-                                Some((instance, _)) if instance == l2.instance() => {}
-                                Some((_, message)) => inner.apply(&message).await,
-                                None => tracing::debug!("ignoring a malformed invalidation message"),
-                            }
-                        }
-                        _ = ticks.tick() => {
-                            match tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await {
-                                Ok(Ok(_)) => {}
-                                Ok(Err(_)) => break "ping failed",
-                                Err(_) => break "ping unanswered",
-                            }
-                        }
-                    }
+                let Some(why) = listener.follow(pubsub, keepalive).await else {
+                    return;
                 };
-                let Some(inner) = store.upgrade() else { return };
+                let Some(inner) = listener.store.upgrade() else { return };
                 inner.lost();
-                tracing::warn!(server = %l2.server(), reason = why, "invalidation subscription lost; reconnecting");
+                tracing::warn!(server = %listener.l2.server(), reason = why, "invalidation subscription lost; reconnecting");
             }
-            Ok(Err(err)) => tracing::debug!(server = %l2.server(), error = %err, "invalidation subscription failed; retrying"),
-            Err(_) => tracing::debug!(server = %l2.server(), "invalidation subscription timed out; retrying"),
+            Ok(Err(err)) => tracing::debug!(server = %listener.l2.server(), error = %err, "invalidation subscription failed; retrying"),
+            Err(_) => tracing::debug!(server = %listener.l2.server(), "invalidation subscription timed out; retrying"),
         }
-        if store.strong_count() == 0 {
+        if listener.store.strong_count() == 0 {
             return;
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// The invalidation subscription of a store: what it serves (gone once the
+/// store is dropped), where it listens, and how long Redis may take to
+/// answer.
+struct Listener {
+    store: Weak<Inner>,
+    l2: RedisStore,
+    channel: String,
+    timeout: Duration,
+}
+
+impl Listener {
+    /// Subscribes to the invalidation channel through `client`.
+    async fn subscribe(&self, client: &redis::Client) -> Result<PubSub, redis::RedisError> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(&self.channel).await?;
+        Ok(pubsub)
+    }
+
+    /// Drops L1 (it may have missed invalidations) and marks the
+    /// subscription up; returns how often to check it, or `None` once the
+    /// store is dropped.
+    fn connected(&self) -> Option<Duration> {
+        let inner = self.store.upgrade()?;
+        inner.reset();
+        inner.subscribed.store(true, Ordering::Release);
+        tracing::info!(server = %self.l2.server(), "subscribed to cache invalidations; L1 dropped");
+        Some(inner.keepalive)
+    }
+
+    /// Applies the invalidations that arrive, checking the connection with
+    /// a `PING` every `keepalive`, until it fails: returns why, or `None`
+    /// once the store is dropped.
+    async fn follow(&self, pubsub: PubSub, keepalive: Duration) -> Option<&'static str> {
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ticks = tokio::time::interval(keepalive);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else { return Some("connection closed") };
+                    let inner = self.store.upgrade()?;
+                    self.receive(&inner, msg.get_payload_bytes()).await;
+                }
+                _ = ticks.tick() => {
+                    match tokio::time::timeout(self.timeout, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) => return Some("ping failed"),
+                        Err(_) => return Some("ping unanswered"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies an invalidation message to L1, unless this store published
+    /// it (it applied it already).
+    async fn receive(&self, inner: &Inner, payload: &[u8]) {
+        match Message::decode(payload) {
+            Some((instance, _)) if instance == self.l2.instance() => {}
+            Some((_, message)) => inner.apply(&message).await,
+            None => tracing::debug!("ignoring a malformed invalidation message"),
+        }
     }
 }
 

@@ -169,48 +169,14 @@ impl RedisStoreBuilder {
         Client::open(url).map_err(StoreError::backend)
     }
 
+    /// Checks the builder, then makes the store, not yet connected.
     fn parts(self) -> Result<RedisStore, StoreError> {
-        if self.urls.is_empty() {
-            return Err(StoreError::backend("no redis url given"));
-        }
-        if self.prefix.contains(['{', '}']) {
-            return Err(StoreError::backend(format!(
-                "redis key prefix `{}` holds a brace, which would decide every key's cluster slot",
-                self.prefix
-            )));
-        }
+        self.validate()?;
         let subscribers = self.urls.iter().map(|url| self.client(url)).collect::<Result<Vec<_>, _>>()?;
-        let describe = |client: &Client| {
-            let info = client.get_connection_info();
-            format!("{}/{}", info.addr(), info.redis_settings().db())
-        };
         let (connector, server) = if self.cluster {
-            let builder = redis::cluster::ClusterClientBuilder::new(self.urls.iter().map(String::as_str))
-                .connection_timeout(self.connection_timeout)
-                .response_timeout(self.response_timeout)
-                .retries(2);
-            #[cfg(feature = "redis-tls")]
-            let builder = match &self.root_certificate {
-                Some(root) => builder.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root.clone()),
-                }),
-                None => builder,
-            };
-            let client = builder.build().map_err(StoreError::backend)?;
-            let nodes: Vec<String> = subscribers.iter().map(|c| c.get_connection_info().addr().to_string()).collect();
-            (Connector::Cluster(client), format!("cluster({})", nodes.join(",")))
+            self.cluster_connector(&subscribers)?
         } else {
-            // One attempt per reconnection: an operation that finds Redis
-            // gone fails at once rather than wait out a backoff, the circuit
-            // breaker paces attempts while Redis is away, and `connect`
-            // fails within the connection timeout.
-            let config = ConnectionManagerConfig::new()
-                .set_response_timeout(Some(self.response_timeout))
-                .set_connection_timeout(Some(self.connection_timeout))
-                .set_number_of_retries(0);
-            let server = describe(&subscribers[0]);
-            (Connector::Single(subscribers[0].clone(), config), server)
+            self.single_connector(&subscribers)
         };
         let server: Arc<str> = server.into();
         let store = RedisStore {
@@ -233,6 +199,57 @@ impl RedisStoreBuilder {
             }),
         };
         Ok(store)
+    }
+
+    /// Refuses a builder without a URL, or with a prefix that would put
+    /// every key on one cluster slot.
+    fn validate(&self) -> Result<(), StoreError> {
+        if self.urls.is_empty() {
+            return Err(StoreError::backend("no redis url given"));
+        }
+        if self.prefix.contains(['{', '}']) {
+            return Err(StoreError::backend(format!(
+                "redis key prefix `{}` holds a brace, which would decide every key's cluster slot",
+                self.prefix
+            )));
+        }
+        Ok(())
+    }
+
+    /// The connector for a cluster reachable at any of the URLs, and how
+    /// logs name it (its seed nodes).
+    fn cluster_connector(&self, subscribers: &[Client]) -> Result<(Connector, String), StoreError> {
+        let builder = redis::cluster::ClusterClientBuilder::new(self.urls.iter().map(String::as_str))
+            .connection_timeout(self.connection_timeout)
+            .response_timeout(self.response_timeout)
+            .retries(2);
+        #[cfg(feature = "redis-tls")]
+        let builder = match &self.root_certificate {
+            Some(root) => builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            }),
+            None => builder,
+        };
+        let client = builder.build().map_err(StoreError::backend)?;
+        let nodes: Vec<String> = subscribers.iter().map(|c| c.get_connection_info().addr().to_string()).collect();
+        Ok((Connector::Cluster(client), format!("cluster({})", nodes.join(","))))
+    }
+
+    /// The connector for the server at the first URL, and how logs name it
+    /// (its address and database, without credentials).
+    fn single_connector(&self, subscribers: &[Client]) -> (Connector, String) {
+        // One attempt per reconnection: an operation that finds Redis
+        // gone fails at once rather than wait out a backoff, the circuit
+        // breaker paces attempts while Redis is away, and `connect`
+        // fails within the connection timeout.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_number_of_retries(0);
+        let info = subscribers[0].get_connection_info();
+        let server = format!("{}/{}", info.addr(), info.redis_settings().db());
+        (Connector::Single(subscribers[0].clone(), config), server)
     }
 }
 

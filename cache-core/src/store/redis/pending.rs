@@ -81,6 +81,25 @@ impl Drop for Running {
     }
 }
 
+/// The kept invalidations a replay applies, as they stood when it began.
+struct Batch {
+    targets: Vec<Target>,
+    overflowed: bool,
+    /// [`Pending::kept`] when the replay began.
+    kept: u64,
+}
+
+impl Pending {
+    /// The invalidations kept so far, for a replay.
+    fn batch(&self) -> Batch {
+        Batch {
+            targets: self.targets.clone(),
+            overflowed: self.overflowed,
+            kept: self.kept,
+        }
+    }
+}
+
 /// Applies the kept invalidations, oldest first, retrying until Redis
 /// answers; ends when none are left or the store is dropped.
 async fn replay(running: Running) {
@@ -89,52 +108,10 @@ async fn replay(running: Running) {
         tokio::time::sleep(delay).await;
         let Some(inner) = running.0.upgrade() else { return };
         let store = RedisStore { inner };
-        let (targets, overflowed, kept) = {
-            let pending = store.inner.lock_pending();
-            (pending.targets.clone(), pending.overflowed, pending.kept)
-        };
-        // Merged: every kept tag in one invalidation (one clock tick, one
-        // message), then the keys, then the prefixes.
-        let applied = async {
-            if overflowed {
-                store.apply(&Target::Prefix(String::new())).await?;
-            }
-            let mut tags: Vec<String> = Vec::new();
-            for target in &targets {
-                if let Target::Tags(kept) = target {
-                    tags.extend(kept.iter().cloned());
-                }
-            }
-            tags.sort_unstable();
-            tags.dedup();
-            if !tags.is_empty() {
-                store.apply(&Target::Tags(tags)).await?;
-            }
-            for target in &targets {
-                if !matches!(target, Target::Tags(_)) {
-                    store.apply(target).await?;
-                }
-            }
-            Ok::<_, StoreError>(())
-        }
-        .await;
-        match applied {
+        let batch = store.inner.lock_pending().batch();
+        match store.apply_batch(&batch).await {
             Ok(()) => {
-                let mut pending = store.inner.lock_pending();
-                if pending.overflowed && pending.kept != kept {
-                    // Kept while everything was being invalidated, and
-                    // perhaps before the invalidation of everything began:
-                    // everything again.
-                    delay = Duration::from_millis(1);
-                    continue;
-                }
-                pending.overflowed = false;
-                let applied = targets.len().min(pending.targets.len());
-                pending.targets.drain(..applied);
-                pending.size = pending.targets.iter().map(weight).sum();
-                if pending.targets.is_empty() {
-                    store.inner.has_pending.store(false, Ordering::Release);
-                    drop(pending);
+                if store.forget_applied(&batch) {
                     tracing::info!(server = %store.inner.server, "invalidations kept while redis was unreachable applied");
                     return;
                 }
@@ -146,4 +123,60 @@ async fn replay(running: Running) {
             }
         }
     }
+}
+
+impl RedisStore {
+    /// Applies a replay's invalidations, merged: every kept tag in one
+    /// invalidation (one clock tick, one message), then the keys and
+    /// prefixes in the order they were kept; first of all everything, when
+    /// more were kept than [`MAX_PENDING`].
+    async fn apply_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.overflowed {
+            self.apply(&Target::Prefix(String::new())).await?;
+        }
+        let tags = merged_tags(&batch.targets);
+        if !tags.is_empty() {
+            self.apply(&Target::Tags(tags)).await?;
+        }
+        for target in &batch.targets {
+            if !matches!(target, Target::Tags(_)) {
+                self.apply(target).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets the invalidations a replay applied; returns whether none
+    /// are left (and so Redis is used again).
+    fn forget_applied(&self, batch: &Batch) -> bool {
+        let mut pending = self.inner.lock_pending();
+        if pending.overflowed && pending.kept != batch.kept {
+            // Kept while everything was being invalidated, and
+            // perhaps before the invalidation of everything began:
+            // everything again.
+            return false;
+        }
+        pending.overflowed = false;
+        let applied = batch.targets.len().min(pending.targets.len());
+        pending.targets.drain(..applied);
+        pending.size = pending.targets.iter().map(weight).sum();
+        if !pending.targets.is_empty() {
+            return false;
+        }
+        self.inner.has_pending.store(false, Ordering::Release);
+        true
+    }
+}
+
+/// Every tag the kept invalidations name, once each.
+fn merged_tags(targets: &[Target]) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for target in targets {
+        if let Target::Tags(kept) = target {
+            tags.extend(kept.iter().cloned());
+        }
+    }
+    tags.sort_unstable();
+    tags.dedup();
+    tags
 }
