@@ -1,17 +1,25 @@
-//! The headers of hits on one entry, built once per second rather than once
-//! per hit.
+//! The headers of hits on a hot entry, built once per second rather than
+//! once per hit.
 //!
 //! A hit answers with the stored headers plus `Age`, `Cache-Status`,
 //! `X-Cache` and the policy's downstream headers. All of them are the same
 //! for every hit on the entry within one second of age (for one cache name
-//! and the same downstream headers), so the entry keeps the last map it was
-//! answered with and later hits clone it: a clone copies the map's buckets
-//! and bumps the values' reference counts, where building it hashes every
-//! name and formats `Age` and `Cache-Status` again.
+//! and the same downstream headers), so a hot entry keeps the last map it
+//! was answered with and later hits clone it: a clone copies the map's
+//! buckets and bumps the values' reference counts, where building it hashes
+//! every name and formats `Age` and `Cache-Status` again.
+//!
+//! A map is kept only once a second hit comes within the same second of
+//! age: one kept for an entry hit less often would never be used again and
+//! would double the entry's memory. An entry that cools down drops its map
+//! at its next hit.
 
 use std::{
     any::Any,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{
+        Arc, OnceLock, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -73,10 +81,14 @@ impl OwnedStamp {
     }
 }
 
-/// The last hit headers of an entry. Clones of an entry start without
+/// The last hit headers of a hot entry. Clones of an entry start without
 /// (their headers may be changed); entries compare equal whatever it holds.
 #[derive(Default)]
-pub(crate) struct HitHeaders(RwLock<Option<Arc<Memo>>>);
+pub(crate) struct HitHeaders {
+    memo: RwLock<Option<Arc<Memo>>>,
+    /// The age, plus one, at which the last map was built; 0 before any.
+    last_built: AtomicU64,
+}
 
 /// A memoized map, what it was built for, and an adapter's conversion of
 /// it.
@@ -88,9 +100,11 @@ pub(crate) struct Memo {
 
 impl HitHeaders {
     /// The headers for `stamp`: the memoized map when it was built for the
-    /// same stamp, else `build()`, kept for the next hits.
+    /// same stamp, else `build()` — kept for the next hits when another map
+    /// was built at the same age (the entry is hot), else the entry keeps
+    /// none.
     pub(crate) fn get_or_build(&self, stamp: &Stamp<'_>, build: impl FnOnce() -> HeaderMap) -> Arc<Memo> {
-        if let Ok(memo) = self.0.read()
+        if let Ok(memo) = self.memo.read()
             && let Some(memo) = memo.as_ref()
             && memo.built_for.matches(stamp)
         {
@@ -101,9 +115,11 @@ impl HitHeaders {
             headers: build(),
             converted: OnceLock::new(),
         });
-        // Another hit may be writing the same map: never wait for it.
-        if let Ok(mut slot) = self.0.try_write() {
-            *slot = Some(Arc::clone(&memo));
+        let age = stamp.age.saturating_add(1);
+        let hot = self.last_built.swap(age, Ordering::Relaxed) == age;
+        // Another hit may be writing the map: never wait for it.
+        if let Ok(mut slot) = self.memo.try_write() {
+            *slot = hot.then(|| Arc::clone(&memo));
         }
         memo
     }
@@ -180,6 +196,33 @@ mod tests {
         headers
     }
 
+    /// A memo whose map was built twice at the same age, so that it keeps
+    /// the second.
+    fn hot(stamp: &Stamp<'_>, value: &'static str) -> HitHeaders {
+        let memo = HitHeaders::default();
+        memo.get_or_build(stamp, || map("cold"));
+        memo.get_or_build(stamp, || map(value));
+        memo
+    }
+
+    #[test]
+    fn only_a_hot_entry_keeps_its_map() {
+        let plain = CachePolicy::builder().build().unwrap();
+        let memo = HitHeaders::default();
+        for age in 1..5 {
+            let stamp = Stamp::new(age, 60 - age as i64, "cache", plain.inner());
+            assert_eq!(memo.get_or_build(&stamp, || map("built")).headers["x-built"], "built");
+            assert!(memo.memo.read().unwrap().is_none(), "one hit a second keeps no map (age {age})");
+        }
+        let stamp = Stamp::new(5, 55, "cache", plain.inner());
+        memo.get_or_build(&stamp, || map("first"));
+        assert_eq!(memo.get_or_build(&stamp, || map("second")).headers["x-built"], "second");
+        assert_eq!(memo.get_or_build(&stamp, || map("third")).headers["x-built"], "second", "hot: kept");
+        let later = Stamp::new(9, 51, "cache", plain.inner());
+        memo.get_or_build(&later, || map("cooled"));
+        assert!(memo.memo.read().unwrap().is_none(), "a cooled entry drops its map at its next hit");
+    }
+
     #[test]
     fn builds_again_when_any_part_of_the_stamp_changes() {
         let plain = CachePolicy::builder().build().unwrap();
@@ -187,9 +230,8 @@ mod tests {
             .downstream_cache_control("public, max-age=60")
             .build()
             .unwrap();
-        let memo = HitHeaders::default();
         let first = Stamp::new(1, 59, "cache", plain.inner());
-        assert_eq!(memo.get_or_build(&first, || map("first")).headers["x-built"], "first");
+        let memo = hot(&first, "first");
         assert_eq!(memo.get_or_build(&first, || map("again")).headers["x-built"], "first");
         for (i, stamp) in [
             Stamp::new(2, 59, "cache", plain.inner()),
@@ -200,8 +242,7 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let memo = HitHeaders::default();
-            memo.get_or_build(&first, || map("first"));
+            let memo = hot(&first, "first");
             assert_eq!(
                 memo.get_or_build(stamp, || map("rebuilt")).headers["x-built"],
                 "rebuilt",
@@ -214,8 +255,8 @@ mod tests {
     fn a_head_converts_once() {
         let plain = CachePolicy::builder().build().unwrap();
         let stamp = Stamp::new(1, 59, "cache", plain.inner());
-        let memo = HitHeaders::default();
-        let head = HitHead(memo.get_or_build(&stamp, || map("first")));
+        let memo = hot(&stamp, "first");
+        let head = HitHead(memo.get_or_build(&stamp, || map("again")));
         let calls = std::cell::Cell::new(0);
         let convert = |h: &HeaderMap| {
             calls.set(calls.get() + 1);
@@ -234,8 +275,8 @@ mod tests {
     fn clones_start_empty() {
         let plain = CachePolicy::builder().build().unwrap();
         let stamp = Stamp::new(1, 59, "cache", plain.inner());
-        let memo = HitHeaders::default();
-        memo.get_or_build(&stamp, || map("first"));
+        let memo = hot(&stamp, "first");
+        assert_eq!(memo.get_or_build(&stamp, || map("again")).headers["x-built"], "first");
         assert_eq!(memo.clone().get_or_build(&stamp, || map("rebuilt")).headers["x-built"], "rebuilt");
     }
 }
