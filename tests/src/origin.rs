@@ -68,16 +68,8 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ),
         ("/etag", ok(p().ttl("60s"))),
         ("/weak-etag", ok(p().ttl("60s"))),
-        ("/cookie", ok(p().ttl("60s"))),
-        ("/private", ok(p().ttl("60s"))),
-        ("/no-store", ok(p().ttl("60s"))),
-        ("/auth", ok(p().ttl("60s"))),
-        ("/auth-public", ok(p().ttl("60s"))),
         ("/principal", ok(p().ttl("60s").key_by_principal())),
         ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
-        ("/vary-response", ok(p().ttl("60s"))),
-        ("/query", ok(p().ttl("60s").query_deny(["utm_source"]))),
-        ("/big", ok(p().ttl("60s").max_body_size(1024))),
         ("/slow", ok(p().ttl("60s"))),
         ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
         ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
@@ -88,7 +80,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
             ok(p().ttl("60s").downstream_cache_control("public, max-age=600")),
         ),
         ("/behind-cdn", ok(p().ttl("60s"))),
-        ("/stripped", ok(p().ttl("60s").strip_request_headers(["x-forwarded-host"]))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),
         (
             "/tagged/{id}",
@@ -107,10 +98,7 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/flaky-directive", ok(p().ttl("60s"))),
         ("/slow-uncacheable", ok(p().ttl("60s"))),
         ("/slow-vary", ok(p().ttl("60s"))),
-        ("/auth-revalidate", ok(p().ttl("60s"))),
-        ("/items/{id}", ok(p().ttl("60s").tag("item:{id}"))),
         ("/hinted", ok(p().ttl("60s"))),
-        ("/status/{code}", ok(p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"))),
         ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
         (
             "/downstream-private",
@@ -140,6 +128,7 @@ pub struct Route {
 pub struct Origin {
     state: Arc<State>,
     routes: Arc<Vec<Route>>,
+    fallback: Option<Handler>,
 }
 
 impl Default for Origin {
@@ -161,16 +150,16 @@ impl Default for Origin {
 struct State {
     calls: Mutex<HashMap<String, usize>>,
     version: AtomicU64,
-    /// Open when true: `/slow` answers.
+    /// Open when true: handlers that wait for the gate answer.
     gate: GateState,
-    /// Wakes the second half of `/big`.
+    /// Wakes a handler waiting in [`Origin::stream_released`].
     stream_release: Notify,
-    /// When true, `/flaky` answers `503`.
+    /// When true, handlers that ask [`Origin::failing`] fail.
     failing: AtomicBool,
-    /// Calls of `/slow-uncacheable` currently inside the origin.
+    /// Calls currently inside [`Origin::join_crowd`] (or past it).
     inside: AtomicUsize,
     inside_changed: Notify,
-    /// `/slow-uncacheable` holds calls until this many are inside at once.
+    /// [`Origin::join_crowd`] holds calls until this many are inside at once.
     crowd: AtomicUsize,
 }
 
@@ -187,17 +176,20 @@ impl Default for GateState {
 /// request timeout does: the way a test cancels a request in flight.
 pub const DEADLINE_HEADER: &str = "x-test-deadline-ms";
 
-/// A fixed `Last-Modified` for `/etag`.
-pub const LAST_MODIFIED: &str = "Tue, 01 Jan 2030 00:00:00 GMT";
-/// Bytes `/big` sends before waiting for [`Origin::release_stream`].
-pub const BIG_FIRST_CHUNK: usize = 4096;
-
 impl Origin {
     /// An origin serving `routes`.
     pub fn with_routes(routes: Vec<Route>) -> Self {
+        Origin::serving(routes, None)
+    }
+
+    /// An origin serving `routes`, and answering requests that no route's
+    /// handler answers (as behind a policy table, where a request carries
+    /// no route pattern) with `fallback`.
+    pub(crate) fn serving(routes: Vec<Route>, fallback: Option<Handler>) -> Self {
         Origin {
             state: Arc::default(),
             routes: Arc::new(routes),
+            fallback,
         }
     }
 
@@ -213,7 +205,8 @@ impl Origin {
         calls.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, n)| n).sum()
     }
 
-    /// Makes `/slow` (and `/swr`, `/slow-vary`) wait until [`Origin::open`].
+    /// Closes the gate: handlers that wait for it (see
+    /// [`Origin::wait_for_gate`]) wait until [`Origin::open`].
     pub fn close(&self) {
         self.state.gate.0.send_replace(false);
     }
@@ -223,24 +216,51 @@ impl Origin {
         self.state.version.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Lets `/slow` answer.
+    /// Opens the gate: handlers waiting for it answer.
     pub fn open(&self) {
         self.state.gate.0.send_replace(true);
     }
 
-    /// Makes `/flaky` answer `503` (`true`) or `200`.
+    /// Makes handlers that ask [`Origin::failing`] fail (`true`) or answer.
     pub fn fail(&self, failing: bool) {
         self.state.failing.store(failing, Ordering::SeqCst);
     }
 
-    /// Lets `/big` send the rest of its body.
+    /// Whether handlers should fail, as [`Origin::fail`] last said.
+    pub fn failing(&self) -> bool {
+        self.state.failing.load(Ordering::SeqCst)
+    }
+
+    /// Lets a handler waiting in [`Origin::stream_released`] go on (one
+    /// waiter; a release with no waiter is kept for the next).
     pub fn release_stream(&self) {
         self.state.stream_release.notify_one();
     }
 
-    /// Makes `/slow-uncacheable` hold calls until `n` are inside at once.
+    /// Waits for [`Origin::release_stream`].
+    pub async fn stream_released(&self) {
+        self.state.stream_release.notified().await;
+    }
+
+    /// Makes [`Origin::join_crowd`] hold calls until `n` are inside at once.
     pub fn require_crowd(&self, n: usize) {
         self.state.crowd.store(n, Ordering::SeqCst);
+    }
+
+    /// Counts the caller as inside the origin (for good), then waits until
+    /// as many callers are inside as [`Origin::require_crowd`] asks for (at
+    /// once when it asked for none).
+    pub async fn join_crowd(&self) {
+        let crowd = self.state.crowd.load(Ordering::SeqCst);
+        self.state.inside.fetch_add(1, Ordering::SeqCst);
+        self.state.inside_changed.notify_waiters();
+        loop {
+            let notified = self.state.inside_changed.notified();
+            if self.state.inside.load(Ordering::SeqCst) >= crowd {
+                break;
+            }
+            notified.await;
+        }
     }
 
     /// Answers a request that the framework routed to `pattern` (`None`:
@@ -253,35 +273,27 @@ impl Origin {
             .expect("origin call counts")
             .entry(req.path.clone())
             .or_default() += 1;
-        let declared = pattern.and_then(|p| self.routes.iter().find(|r| r.pattern == p)?.handler.clone());
+        let declared = pattern
+            .and_then(|p| self.routes.iter().find(|r| r.pattern == p)?.handler.clone())
+            .or_else(|| self.fallback.clone());
         if let Some(handler) = declared {
             return handler(req, self.clone()).await;
         }
         let first = req.path.split('/').nth(1).unwrap_or("");
         match first {
             "plain" => handlers::plain(req, self.clone()).await,
-            "tenant" => text(format!("tenant={:?} path={}", req.headers.get("x-tenant-id"), req.path)),
-            "etag" => text("etag body")
-                .header(header::ETAG, "\"v1\"")
-                .header(header::LAST_MODIFIED, LAST_MODIFIED),
+            "tenant" => handlers::tenant(req, self.clone()).await,
+            "etag" => handlers::etag(req, self.clone()).await,
             "weak-etag" => text("weak body").header(header::ETAG, "W/\"w1\""),
-            "cookie" => text("cookie body").header(header::SET_COOKIE, "session=abc"),
-            "private" => text("private body").header(header::CACHE_CONTROL, "private, max-age=60"),
-            "no-store" => text("no-store body").header(header::CACHE_CONTROL, "no-store"),
-            "auth" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION))),
-            "auth-public" => text("public body").header(header::CACHE_CONTROL, "public, max-age=60"),
-            "principal" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION))),
-            "vary-policy" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))),
-            "vary-response" => text(format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE))).header(header::VARY, "Accept-Language"),
-            "query" => text(format!("query {:?}", req.query)),
-            "big" => self.big(),
+            "principal" => handlers::for_authorization(req, self.clone()).await,
+            "vary-policy" => handlers::language(req, self.clone()).await,
             "slow" | "shared-slow" => handlers::slow(req, self.clone()).await,
             "swr" => {
                 let version = self.version();
                 self.wait_for_gate().await;
                 text(format!("{} v{version}", req.path))
             }
-            "flaky" if self.state.failing.load(Ordering::SeqCst) => {
+            "flaky" if self.failing() => {
                 let mut r = text("origin down");
                 r.status = StatusCode::SERVICE_UNAVAILABLE;
                 r
@@ -294,7 +306,7 @@ impl Origin {
             "cdn-strict" => text(format!("cdn-strict v{}", self.version()))
                 .header(header::CACHE_CONTROL, "max-age=600")
                 .header(HeaderName::from_static("cdn-cache-control"), "max-age=60, must-revalidate"),
-            "flaky-directive" if self.state.failing.load(Ordering::SeqCst) => {
+            "flaky-directive" if self.failing() => {
                 let mut r = text("origin down");
                 r.status = StatusCode::SERVICE_UNAVAILABLE;
                 r
@@ -315,36 +327,21 @@ impl Origin {
             }
             "revalidated" => revalidated(&req),
             "unparseable" => unparseable(&req),
-            "stripped" => {
-                // Validated by its ETag: a revalidation that reaches the
-                // handler with the cache's `If-None-Match` gets a `304`.
-                let mut r = text(format!("xfh {:?}", req.headers.get("x-forwarded-host")));
-                if req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == "\"s1\"") {
-                    r = text("");
-                    r.status = StatusCode::NOT_MODIFIED;
-                }
-                r.headers.insert(header::ETAG, HeaderValue::from_static("\"s1\""));
-                r
-            }
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
-            "slow-uncacheable" => self.slow_uncacheable().await,
+            "slow-uncacheable" => handlers::slow_uncacheable(req, self.clone()).await,
             "slow-vary" => {
                 let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));
                 self.wait_for_gate().await;
                 text(lang).header(header::VARY, "Accept-Language")
             }
-            "auth-revalidate" => text(format!("for {:?}", req.headers.get(header::AUTHORIZATION)))
-                .header(header::CACHE_CONTROL, "max-age=0, must-revalidate"),
-            "items" => handlers::items(req, self.clone()).await,
             "hinted" => {
                 let mut r = text(format!("hinted v{}", self.version()));
                 r.hints = Some(CacheHints::new().tag("hinted-tag").ttl(Duration::from_secs(5)));
                 r
             }
-            "status" => handlers::status(req, self.clone()).await,
             "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
             "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),
-            _ => text(format!("{} {}", req.method, req.path)),
+            _ => handlers::echo(req, self.clone()).await,
         }
     }
 
@@ -353,41 +350,10 @@ impl Origin {
         self.state.version.load(Ordering::SeqCst)
     }
 
-    fn big(&self) -> OriginResponse {
-        let state = Arc::clone(&self.state);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-        tokio::spawn(async move {
-            let _ = tx.send(Bytes::from(vec![b'a'; BIG_FIRST_CHUNK])).await;
-            state.stream_release.notified().await;
-            let _ = tx.send(Bytes::from_static(b"END")).await;
-        });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(b), rx)) });
-        OriginResponse {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: OriginBody::Stream(Box::pin(stream)),
-            hints: None,
-        }
-    }
-
     /// Waits until the gate is open (see [`Origin::close`]).
     pub async fn wait_for_gate(&self) {
         let mut gate = self.state.gate.0.subscribe();
         let _ = gate.wait_for(|open| *open).await;
-    }
-
-    async fn slow_uncacheable(&self) -> OriginResponse {
-        let crowd = self.state.crowd.load(Ordering::SeqCst);
-        self.state.inside.fetch_add(1, Ordering::SeqCst);
-        self.state.inside_changed.notify_waiters();
-        loop {
-            let notified = self.state.inside_changed.notified();
-            if self.state.inside.load(Ordering::SeqCst) >= crowd {
-                break;
-            }
-            notified.await;
-        }
-        text("uncacheable").header(header::SET_COOKIE, "s=1")
     }
 }
 

@@ -1,12 +1,7 @@
 //! Invalidation by handlers, unsafe methods and tags, and its ordering against fetches.
 
 use super::*;
-use crate::handlers::{items, plain, slow, status, versioned};
-
-/// `/plain/{id}`: [`plain`] behind a one-minute policy tagged `plain:{id}`.
-fn with_plain(app: App) -> App {
-    app.route("/plain/{id}", p().ttl("60s").tag("plain:{id}"), plain)
-}
+use crate::handlers::{items, slow, status, versioned};
 
 /// A handler invalidates a tag through the adapter's invalidation handle.
 pub async fn handler_invalidates_tags<A: Adapter>() {

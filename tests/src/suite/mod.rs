@@ -27,7 +27,8 @@ use reqwest::{Method, Response, StatusCode};
 
 use crate::{
     Adapter, App, Server,
-    origin::{BIG_FIRST_CHUNK, DEADLINE_HEADER, LAST_MODIFIED, Origin},
+    handlers::{BIG_FIRST_CHUNK, LAST_MODIFIED},
+    origin::{DEADLINE_HEADER, Origin},
     stores::{CorruptStore, FailingStore},
 };
 
@@ -37,6 +38,13 @@ const PATIENCE: Duration = Duration::from_secs(5);
 /// A policy builder, as routes declare them.
 fn p() -> CachePolicyBuilder {
     CachePolicy::builder()
+}
+
+/// `/plain/{id}`: [`plain`](crate::handlers::plain) behind a one-minute
+/// policy tagged `plain:{id}`; the route [`new_origin_version`] changes the
+/// data through.
+fn with_plain(app: App) -> App {
+    app.route("/plain/{id}", p().ttl("60s").tag("plain:{id}"), crate::handlers::plain)
 }
 
 async fn start<A: Adapter>() -> Server {
@@ -67,7 +75,7 @@ async fn fetch(s: &Server, path: &str) -> (StatusCode, String, String, String) {
 }
 
 /// A new version of every scripted response (`PUT /plain/1`, which
-/// invalidates only `/plain/1`).
+/// invalidates only `/plain/1`): the app needs [`with_plain`]'s route.
 async fn new_origin_version(s: &Server) {
     let put = s.client.put(format!("{}/plain/1", s.base)).send().await.unwrap();
     assert_eq!(put.status(), StatusCode::NO_CONTENT);

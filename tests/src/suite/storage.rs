@@ -1,11 +1,25 @@
 //! What is stored, under which key, for whom.
 
+use http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH, SET_COOKIE, VARY};
+
 use super::*;
+use crate::{
+    handlers::{big, echo, for_authorization, items, language, plain, status, status_only, tenant},
+    origin::{OriginRequest, OriginResponse, text},
+};
+
+/// `/query`: `query {query:?}` behind a one-minute policy that leaves
+/// `utm_source` out of the key.
+fn with_query(app: App) -> App {
+    app.route("/query", p().ttl("60s").query_deny(["utm_source"]), |req, _| async move {
+        text(format!("query {:?}", req.query))
+    })
+}
 
 /// A miss goes to the origin and is stored; the next request is a hit with
 /// the same bytes and the RFC 9211 status.
 pub async fn miss_then_hit<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new()).start::<A>().await;
     let first = get(&s, "/plain/1").await;
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(header(&first, "x-cache"), "MISS");
@@ -42,7 +56,14 @@ pub async fn miss_then_hit<A: Adapter>() {
 /// Tenant ids that contain key separators, escapes, non-UTF-8 bytes or are
 /// very long never share an entry with another tenant.
 pub async fn tenants_are_isolated<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route(
+            "/tenant/{id}",
+            p().ttl("60s").tenant_header("x-tenant-id").tag("t:{tenant}:{id}"),
+            tenant,
+        )
+        .start::<A>()
+        .await;
     let long = "t".repeat(400);
     let tenants: Vec<Option<Vec<u8>>> = [
         "acme",
@@ -124,7 +145,18 @@ pub async fn tenants_are_isolated<A: Adapter>() {
 
 /// `Set-Cookie`, `private` and `no-store` responses are never stored.
 pub async fn uncacheable_responses_are_not_stored<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/cookie", p().ttl("60s"), |_, _| async {
+            text("cookie body").header(SET_COOKIE, "session=abc")
+        })
+        .route("/private", p().ttl("60s"), |_, _| async {
+            text("private body").header(CACHE_CONTROL, "private, max-age=60")
+        })
+        .route("/no-store", p().ttl("60s"), |_, _| async {
+            text("no-store body").header(CACHE_CONTROL, "no-store")
+        })
+        .start::<A>()
+        .await;
     for path in ["/cookie", "/private", "/no-store"] {
         for _ in 0..2 {
             let (status, x_cache, cache_status, _) = fetch(&s, path).await;
@@ -141,7 +173,18 @@ pub async fn uncacheable_responses_are_not_stored<A: Adapter>() {
 /// A response to an authenticated request is neither served from nor
 /// stored in the shared cache, unless the origin marks it public.
 pub async fn authorization_is_not_shared<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/auth", p().ttl("60s"), for_authorization)
+        .route("/auth-revalidate", p().ttl("60s"), |req, origin| async move {
+            for_authorization(req, origin)
+                .await
+                .header(CACHE_CONTROL, "max-age=0, must-revalidate")
+        })
+        .route("/auth-public", p().ttl("60s"), |_, _| async {
+            text("public body").header(CACHE_CONTROL, "public, max-age=60")
+        })
+        .start::<A>()
+        .await;
     let alice = s.get("/auth").header("authorization", "Bearer alice").send().await.unwrap();
     assert_eq!(header(&alice, "x-cache"), "BYPASS");
     assert_eq!(alice.text().await.unwrap(), "for Some(\"Bearer alice\")");
@@ -181,7 +224,10 @@ pub async fn authorization_is_not_shared<A: Adapter>() {
 
 /// A policy keyed by principal stores one response per credential.
 pub async fn principal_keyed_responses<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/principal", p().ttl("60s").key_by_principal(), for_authorization)
+        .start::<A>()
+        .await;
     let as_user = |who: Option<&'static str>| {
         let r = s.get("/principal");
         match who {
@@ -216,7 +262,10 @@ pub async fn principal_keyed_responses<A: Adapter>() {
 
 /// Headers named by the policy's `vary` keep one entry per value.
 pub async fn policy_vary_keeps_variants<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/vary-policy", p().ttl("60s").vary(["accept-language"]), language)
+        .start::<A>()
+        .await;
     assert_eq!(with_lang(&s, "/vary-policy", "en").await.0, "MISS");
     assert_eq!(with_lang(&s, "/vary-policy", "fr").await.0, "MISS");
     let (x, _, body) = with_lang(&s, "/vary-policy", "en").await;
@@ -231,7 +280,12 @@ pub async fn policy_vary_keeps_variants<A: Adapter>() {
 /// A response's own `Vary` is honoured: a request with other values of the
 /// varied headers is not served the stored response.
 pub async fn response_vary_is_honoured<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/vary-response", p().ttl("60s"), |req, origin| async move {
+            language(req, origin).await.header(VARY, "Accept-Language")
+        })
+        .start::<A>()
+        .await;
     assert_eq!(with_lang(&s, "/vary-response", "en").await.0, "MISS");
     assert_eq!(with_lang(&s, "/vary-response", "en").await.0, "HIT");
     let (x, cs, body) = with_lang(&s, "/vary-response", "fr").await;
@@ -243,7 +297,7 @@ pub async fn response_vary_is_honoured<A: Adapter>() {
 
 /// Query parameters are keyed in sorted order; denied ones are ignored.
 pub async fn query_order_is_normalised<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_query(App::new()).start::<A>().await;
     let (_, x, _, body) = fetch(&s, "/query?a=1&b=2").await;
     assert_eq!((x.as_str(), body.as_str()), ("MISS", "query Some(\"a=1&b=2\")"));
     for path in ["/query?b=2&a=1", "/query?a=1&utm_source=mail&b=2", "/query?b=2&a=%31"] {
@@ -258,7 +312,7 @@ pub async fn query_order_is_normalised<A: Adapter>() {
 /// first bytes while the origin is still holding back the rest, and
 /// nothing is stored.
 pub async fn large_streaming_body_passes_through<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new().route("/big", p().ttl("60s").max_body_size(1024), big).start::<A>().await;
     for round in 1..=2 {
         let mut r = tokio::time::timeout(PATIENCE, get(&s, "/big"))
             .await
@@ -289,7 +343,10 @@ pub async fn large_streaming_body_passes_through<A: Adapter>() {
 /// the framework's `Path` extractor decodes it: an update reaches every
 /// spelling.
 pub async fn aliases_share_keys_and_tags<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/items/{id}", p().ttl("60s").tag("item:{id}"), items)
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/items/%34%32").await.1, "MISS");
     assert_eq!(fetch(&s, "/items/42").await.1, "HIT", "the same resource, the same key");
     let put = s.request(Method::PUT, "/items/42").send().await.unwrap();
@@ -314,7 +371,7 @@ pub async fn aliases_share_keys_and_tags<A: Adapter>() {
 /// would merge (`%FF` and `%FE` both read as U+FFFD), or that a form
 /// decoder would (`+` and `%20`), are different requests.
 pub async fn query_bytes_are_keyed<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_query(App::new()).start::<A>().await;
     for (i, query) in ["search=%FF", "search=%FE", "search=a+b", "search=a%20b", "search", "search="]
         .iter()
         .enumerate()
@@ -328,12 +385,26 @@ pub async fn query_bytes_are_keyed<A: Adapter>() {
     assert_eq!(fetch(&s, "/query?search=FF").await.1, "HIT", "unreserved escapes are decoded");
 }
 
+/// `/stripped`: `xfh {x-forwarded-host:?}`, validated by `ETag: "s1"`: a
+/// revalidation that reaches it with the cache's `If-None-Match` gets a
+/// `304`.
+async fn stripped(req: OriginRequest, _origin: Origin) -> OriginResponse {
+    let r = match req.headers.get(IF_NONE_MATCH) {
+        Some(v) if v == "\"s1\"" => status_only(StatusCode::NOT_MODIFIED),
+        _ => text(format!("xfh {:?}", req.headers.get("x-forwarded-host"))),
+    };
+    r.header(ETAG, "\"s1\"")
+}
+
 /// What reaches the handler unkeyed cannot shape a stored response: a
 /// policy strips the headers it names from requests whose responses may be
 /// stored, and a `GET` with a body is passed through, neither served from
 /// nor stored in the cache.
 pub async fn unkeyed_request_parts_do_not_shape_stored_responses<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route("/stripped", p().ttl("60s").strip_request_headers(["x-forwarded-host"]), stripped)
+        .start::<A>()
+        .await;
     let r = s.get("/stripped").header("x-forwarded-host", "evil.example").send().await.unwrap();
     assert_eq!(header(&r, "x-cache"), "MISS");
     assert_eq!(r.text().await.unwrap(), "xfh None", "stripped before the origin");
@@ -357,7 +428,10 @@ pub async fn unkeyed_request_parts_do_not_shape_stored_responses<A: Adapter>() {
 
 /// Per-status TTLs, and statuses outside the cacheable set.
 pub async fn per_status_ttl<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/status/{code}", p().ttl("60s").status_ttl(StatusCode::NOT_FOUND, "5s"), status)
+        .start::<A>()
+        .await;
     let (status, x, _, _) = fetch(&s, "/status/404").await;
     assert_eq!((status, x.as_str()), (StatusCode::NOT_FOUND, "MISS"));
     assert_eq!(fetch(&s, "/status/404").await.2, "cache; hit; ttl=5");
@@ -372,7 +446,7 @@ pub async fn per_status_ttl<A: Adapter>() {
 
 /// A route without a policy is not touched.
 pub async fn uncached_route_is_untouched<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new().uncached("/uncached", echo).start::<A>().await;
     for _ in 0..2 {
         let r = get(&s, "/uncached").await;
         assert_eq!(r.status(), StatusCode::OK);
@@ -406,12 +480,17 @@ pub async fn toml_table<A: Adapter>() {
         ttl = "1h"
     "#;
     let policies = Policies::from_toml_str(TABLE, "cache.toml").expect("a valid table");
-    let cache = Cache::builder()
-        .store(MokaStore::new())
-        .clock(Clock::manual())
-        .build()
-        .expect("a valid cache");
-    let s = A::start_with_table(cache, Origin::default(), policies).await;
+    // No framework routes: every request reaches the fallback.
+    let s = App::new()
+        .fallback(|req, origin| async move {
+            if req.path.starts_with("/plain/") {
+                plain(req, origin).await
+            } else {
+                echo(req, origin).await
+            }
+        })
+        .start_with_table::<A>(policies)
+        .await;
     let fetch = |method: Method, path: &'static str, tenant: &'static str| {
         let request = s.request(method, path).header("x-tenant-id", tenant);
         async move {
