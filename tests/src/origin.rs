@@ -67,18 +67,12 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
             ok(p().ttl("60s").tenant_header("x-tenant-id").tag("t:{tenant}:{id}")),
         ),
         ("/etag", ok(p().ttl("60s"))),
-        ("/weak-etag", ok(p().ttl("60s"))),
         ("/principal", ok(p().ttl("60s").key_by_principal())),
         ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
         ("/slow", ok(p().ttl("60s"))),
         ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
         ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
         ("/flaky", ok(p().ttl("60s").stale_if_error("5m"))),
-        ("/validated", ok(p().ttl("60s"))),
-        (
-            "/revalidated/{mode}",
-            ok(p().ttl("60s").downstream_cache_control("public, max-age=600")),
-        ),
         ("/behind-cdn", ok(p().ttl("60s"))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),
         (
@@ -284,7 +278,6 @@ impl Origin {
             "plain" => handlers::plain(req, self.clone()).await,
             "tenant" => handlers::tenant(req, self.clone()).await,
             "etag" => handlers::etag(req, self.clone()).await,
-            "weak-etag" => text("weak body").header(header::ETAG, "W/\"w1\""),
             "principal" => handlers::for_authorization(req, self.clone()).await,
             "vary-policy" => handlers::language(req, self.clone()).await,
             "slow" | "shared-slow" => handlers::slow(req, self.clone()).await,
@@ -312,20 +305,6 @@ impl Origin {
                 r
             }
             "flaky-directive" => text("flaky-directive").header(header::CACHE_CONTROL, "max-age=60, stale-if-error=120"),
-            "validated" => {
-                let etag = format!("\"v{}\"", self.version());
-                let etag_value = HeaderValue::try_from(etag.as_str()).expect("a quoted version");
-                if req.headers.get(header::IF_NONE_MATCH).is_some_and(|v| v == etag.as_str()) {
-                    let mut r = text("").header(HeaderName::from_static("x-revalidated"), "yes");
-                    r.headers.insert(header::ETAG, etag_value);
-                    r.status = StatusCode::NOT_MODIFIED;
-                    return r;
-                }
-                let mut r = text(format!("validated v{}", self.version()));
-                r.headers.insert(header::ETAG, etag_value);
-                r
-            }
-            "revalidated" => revalidated(&req),
             "unparseable" => unparseable(&req),
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
             "slow-uncacheable" => handlers::slow_uncacheable(req, self.clone()).await,
@@ -355,35 +334,6 @@ impl Origin {
         let mut gate = self.state.gate.0.subscribe();
         let _ = gate.wait_for(|open| *open).await;
     }
-}
-
-/// `/revalidated/{mode}`: `ETag: "r1"` always; a `304` to a matching
-/// `If-None-Match`. To a client that sends a cookie, the 304 is personal:
-/// it names the client in `x-for` and, by mode, sets the cookie again
-/// (`cookie`), says `private` (`private`), `no-store` (`no-store`) or
-/// `Vary: Cookie` (`vary`).
-fn revalidated(req: &OriginRequest) -> OriginResponse {
-    let mode = req.path.trim_start_matches("/revalidated/");
-    if req.headers.get(header::IF_NONE_MATCH).is_none_or(|v| v != "\"r1\"") {
-        return text(format!("revalidated {mode}")).header(header::ETAG, "\"r1\"");
-    }
-    let mut r = text("")
-        .header(header::ETAG, "\"r1\"")
-        .header(HeaderName::from_static("x-revalidated"), "yes");
-    r.status = StatusCode::NOT_MODIFIED;
-    let Some(cookie) = req.headers.get(header::COOKIE).cloned() else {
-        return r;
-    };
-    r.headers.insert(HeaderName::from_static("x-for"), cookie.clone());
-    match mode {
-        "cookie" => {
-            r.headers.insert(header::SET_COOKIE, cookie);
-        }
-        "private" => r = r.header(header::CACHE_CONTROL, "private"),
-        "vary" => r = r.header(header::VARY, "Cookie"),
-        _ => r = r.header(header::CACHE_CONTROL, "no-store"),
-    }
-    r
 }
 
 /// `/unparseable/{field}`: a response whose `Cache-Control` (`cc`) or

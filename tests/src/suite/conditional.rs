@@ -1,11 +1,30 @@
 //! Conditional requests, `HEAD`, and revalidation with the origin.
 
+use http::{
+    HeaderName, HeaderValue,
+    header::{CACHE_CONTROL, COOKIE, ETAG, IF_NONE_MATCH, SET_COOKIE, VARY},
+};
+
 use super::*;
+use crate::{
+    handlers::{etag, status_only},
+    origin::{OriginRequest, OriginResponse, text},
+};
+
+/// `/etag`: [`etag`] behind a one-minute policy.
+fn with_etag(app: App) -> App {
+    app.route("/etag", p().ttl("60s"), etag)
+}
 
 /// `If-None-Match` gets a 304 for strong and weak matches, lists and `*`,
 /// on hits and on the miss that stores the response.
 pub async fn etag_and_304<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(with_etag(App::new()))
+        .route("/weak-etag", p().ttl("60s"), |_, _| async {
+            text("weak body").header(ETAG, "W/\"w1\"")
+        })
+        .start::<A>()
+        .await;
     // On a miss: the origin gets an unconditional request, the client a 304.
     let r = conditional(&s, "/etag", "if-none-match", "\"v1\"").await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
@@ -49,7 +68,7 @@ pub async fn etag_and_304<A: Adapter>() {
 /// `If-Modified-Since` against the stored `Last-Modified`; `If-None-Match`
 /// takes precedence.
 pub async fn if_modified_since_304<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_etag(App::new()).start::<A>().await;
     fetch(&s, "/etag").await;
     for (since, expected) in [
         (LAST_MODIFIED, StatusCode::NOT_MODIFIED),
@@ -74,7 +93,7 @@ pub async fn if_modified_since_304<A: Adapter>() {
 /// `HEAD` is answered from a stored `GET`, and a `HEAD` miss stores the
 /// `GET` response.
 pub async fn head_is_served_from_get<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new()).start::<A>().await;
     let head = s.request(Method::HEAD, "/plain/5").send().await.unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(header(&head, "x-cache"), "MISS");
@@ -98,11 +117,28 @@ pub async fn head_is_served_from_get<A: Adapter>() {
     }
 }
 
+/// `/validated`: `validated v{version}` with `ETag: "v{version}"`; to a
+/// matching `If-None-Match`, a `304` that adds `x-revalidated: yes`.
+async fn validated(req: OriginRequest, origin: Origin) -> OriginResponse {
+    let version = origin.version();
+    let etag = HeaderValue::try_from(format!("\"v{version}\"")).expect("a quoted version");
+    let mut r = if req.headers.get(IF_NONE_MATCH) == Some(&etag) {
+        status_only(StatusCode::NOT_MODIFIED).header(HeaderName::from_static("x-revalidated"), "yes")
+    } else {
+        text(format!("validated v{version}"))
+    };
+    r.headers.insert(ETAG, etag);
+    r
+}
+
 /// A stale entry with the origin's validator is revalidated with
 /// `If-None-Match`: a `304` freshens it (and updates its headers) without a
 /// body; a changed resource replaces it.
 pub async fn stale_entries_are_revalidated<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route("/validated", p().ttl("60s"), validated)
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/validated").await.1, "MISS");
     s.cache.clock().advance(Duration::from_secs(61));
     let r = get(&s, "/validated").await;
@@ -128,12 +164,47 @@ pub async fn stale_entries_are_revalidated<A: Adapter>() {
     assert_eq!(s.origin.calls("/validated"), 4);
 }
 
+/// `/revalidated/{mode}`: `ETag: "r1"` always; a `304` to a matching
+/// `If-None-Match`. To a client that sends a cookie, the 304 is personal:
+/// it names the client in `x-for` and, by mode, sets the cookie again
+/// (`cookie`), says `private` (`private`), `no-store` (`no-store`) or
+/// `Vary: Cookie` (`vary`).
+async fn revalidated(req: OriginRequest, _origin: Origin) -> OriginResponse {
+    let mode = req.path.trim_start_matches("/revalidated/");
+    if req.headers.get(IF_NONE_MATCH).is_none_or(|v| v != "\"r1\"") {
+        return text(format!("revalidated {mode}")).header(ETAG, "\"r1\"");
+    }
+    let mut r = status_only(StatusCode::NOT_MODIFIED)
+        .header(ETAG, "\"r1\"")
+        .header(HeaderName::from_static("x-revalidated"), "yes");
+    let Some(cookie) = req.headers.get(COOKIE).cloned() else {
+        return r;
+    };
+    r.headers.insert(HeaderName::from_static("x-for"), cookie.clone());
+    match mode {
+        "cookie" => {
+            r.headers.insert(SET_COOKIE, cookie);
+        }
+        "private" => r = r.header(CACHE_CONTROL, "private"),
+        "vary" => r = r.header(VARY, "Cookie"),
+        _ => r = r.header(CACHE_CONTROL, "no-store"),
+    }
+    r
+}
+
 /// A `304` that freshens an entry goes through the storage rules of a
 /// `200`: a personal 304 (one that sets a cookie, or says `private` or
 /// `no-store`) reaches the client that triggered it and changes nothing
 /// that others are served (RFC 9111 §4.3.4).
 pub async fn personal_304s_are_not_stored<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route(
+            "/revalidated/{mode}",
+            p().ttl("60s").downstream_cache_control("public, max-age=600"),
+            revalidated,
+        )
+        .start::<A>()
+        .await;
     for mode in ["cookie", "private", "no-store"] {
         let path = format!("/revalidated/{mode}");
         assert_eq!(fetch(&s, &path).await.1, "MISS");
