@@ -7,7 +7,7 @@
 use std::{convert::Infallible, hint::black_box};
 
 use bytes::Bytes;
-use cache_core::{Cache, CachePolicy, CachedEntry, MokaStore, RouteMatch, adapter::Begun, codec};
+use cache_core::{Cache, CachePolicy, CachedEntry, MokaStore, RouteMatch, adapter::Begun, store::codec};
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;

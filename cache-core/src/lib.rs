@@ -176,35 +176,26 @@
 //! - `redis-tls`: `rediss://` URLs (rustls).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod adapter;
-mod body;
-pub mod cache_control;
-pub mod cache_status;
 mod clock;
-mod coalesce;
-pub mod codec;
-pub mod conditional;
-#[cfg(feature = "config")]
-pub mod config;
-pub mod data;
 mod engine;
-mod entry;
 pub mod error;
-mod hints;
-mod hit_for_miss;
-mod invalidate;
-mod invalidation_log;
-pub mod key;
-mod method;
 pub mod metrics;
-mod path_pattern;
-mod percent;
-pub mod policy;
-pub mod purge;
-mod route;
+mod protocol;
+mod rules;
 pub mod store;
-mod tags;
-mod ttl;
+
+// The layers, from the bottom: `protocol` (the HTTP vocabulary), `rules`
+// (policies, keys, routes: what an app declares), `store` (where entries
+// live), `engine` (serving requests, invalidation, typed data, purging).
+// Each module keeps its path at the root.
+pub use engine::{adapter, data, purge};
+pub(crate) use engine::{coalesce, entry, hit_for_miss, invalidate, invalidation_log};
+pub use protocol::{cache_control, cache_status, conditional};
+pub(crate) use protocol::{body, method, percent};
+#[cfg(feature = "config")]
+pub use rules::config;
+pub use rules::{key, policy};
+pub(crate) use rules::{hints, path_pattern, route, tags, ttl};
 
 pub use body::CacheBody;
 pub use clock::Clock;

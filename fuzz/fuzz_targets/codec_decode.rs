@@ -13,7 +13,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use cache_core::codec::{decode, encode, encode_compressed};
+use cache_core::store::codec::{decode, encode, encode_compressed};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

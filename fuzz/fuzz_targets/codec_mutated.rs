@@ -23,7 +23,7 @@ use arbitrary::Arbitrary;
 use bytes::Bytes;
 use cache_core::{
     CachedEntry,
-    codec::{decode, encode, encode_compressed},
+    store::codec::{decode, encode, encode_compressed},
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;

@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use cache_core::{CachedEntry, Store, StoreError, codec};
+use cache_core::{CachedEntry, Store, StoreError, store::codec};
 
 /// A store whose every operation fails, like a backend that is down.
 #[derive(Debug, Clone, Default)]

@@ -1,13 +1,22 @@
-//! The cache engine: lookup, coalescing, storage and responses.
+//! The cache engine: lookup, coalescing, storage and responses; and what
+//! is built on it: invalidation, typed data, purging, the adapters' API.
 
+pub mod adapter;
 mod begin;
 mod classify;
+pub(crate) mod coalesce;
+pub mod data;
+pub(crate) mod entry;
 mod exchange;
 mod fetch;
 mod freshness;
+pub(crate) mod hit_for_miss;
 mod hit_headers;
+pub(crate) mod invalidate;
+pub(crate) mod invalidation_log;
 mod lease;
 mod miss;
+pub mod purge;
 mod refresh;
 mod respond;
 mod rfc;

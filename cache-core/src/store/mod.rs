@@ -17,6 +17,7 @@ use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use crate::{CachedEntry, error::StoreError};
 
+pub mod codec;
 #[cfg(feature = "moka")]
 mod moka;
 #[cfg(feature = "redis")]

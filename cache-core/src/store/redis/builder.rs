@@ -15,7 +15,7 @@ use super::{
     layout::Layout,
     scripts::Scripts,
 };
-use crate::{codec, error::StoreError};
+use crate::{error::StoreError, store::codec};
 
 /// Builds a [`RedisStore`].
 #[derive(Clone)]

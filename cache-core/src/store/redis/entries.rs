@@ -10,10 +10,10 @@ use redis::RedisError;
 
 use super::{FETCH_WINDOW, RedisStore, conn::Conn, ttl_ms};
 use crate::{
-    CachedEntry, codec,
+    CachedEntry,
     error::StoreError,
     metrics::Op,
-    store::{Stamp, Store},
+    store::{Stamp, Store, codec},
 };
 
 /// An entry as read, before it is checked against invalidations.

@@ -57,7 +57,7 @@ pub(crate) const FETCH_WINDOW: Duration = Duration::from_secs(600);
 ///
 /// # Layout
 ///
-/// Entries are stored with the crate's versioned [`codec`](crate::codec) (compressed above
+/// Entries are stored with the crate's versioned [`codec`](crate::store::codec) (compressed above
 /// a size, by default) under `{prefix}{h}e:{key}`, where `{h}` is a short
 /// hash of the key in braces: a Redis Cluster hash tag, so that an entry and
 /// the set of its tags `{prefix}{h}o:{key}` and its key's invalidation

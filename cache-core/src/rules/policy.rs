@@ -19,7 +19,7 @@ pub const DEFAULT_CACHEABLE_STATUSES: [u16; 11] = [200, 203, 204, 300, 301, 308,
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 /// The largest [`max_body_size`](CachePolicyBuilder::max_body_size) a
 /// policy accepts: 1 GiB. Every stored entry can then be encoded for a
-/// shared store ([`codec`](crate::codec)), whose layout describes bodies
+/// shared store ([`codec`](crate::store::codec)), whose layout describes bodies
 /// below 4 GiB.
 pub const MAX_BODY_SIZE_LIMIT: usize = 1 << 30;
 /// How long requests wait for another request fetching the same key, by default.

@@ -13,7 +13,7 @@ use crate::engine::HitHeaders;
 /// it stays fresh and usable stale, its tags, and the values of the request
 /// headers named by the response's `Vary`.
 ///
-/// Entries are encoded for shared stores with [`codec`](crate::codec).
+/// Entries are encoded for shared stores with [`codec`](crate::store::codec).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CachedEntry {

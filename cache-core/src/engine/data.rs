@@ -52,7 +52,7 @@
 //! [`CachedEntry`] with status `200`, `Content-Type:`
 //! [`DATA_CONTENT_TYPE`], the time it was stored, the policy's TTL as its
 //! freshness and the policy's tags. Every store and the entry
-//! [`codec`](crate::codec) therefore keep data unchanged, and the Redis
+//! [`codec`](crate::store::codec) therefore keep data unchanged, and the Redis
 //! store compresses large values like large bodies. JSON rather than a
 //! compact binary format: no format to maintain, values readable with
 //! `redis-cli`, and a type that gains a field with `#[serde(default)]`
