@@ -10,7 +10,6 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use bytes::Bytes;
@@ -71,8 +70,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
         ("/slow", ok(p().ttl("60s"))),
         ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
-        ("/swr/{id}", ok(p().ttl("60s").stale_while_revalidate("30s"))),
-        ("/flaky", ok(p().ttl("60s").stale_if_error("5m"))),
         ("/behind-cdn", ok(p().ttl("60s"))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),
         (
@@ -87,12 +84,8 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
                 .downstream_cdn_cache_control("max-age=3600")),
         ),
         ("/cdn-target", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
-        ("/cdn-strict", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
-        ("/early", ok(p().ttl("60s").early_refresh(1e6))),
-        ("/flaky-directive", ok(p().ttl("60s"))),
         ("/slow-uncacheable", ok(p().ttl("60s"))),
         ("/slow-vary", ok(p().ttl("60s"))),
-        ("/hinted", ok(p().ttl("60s"))),
         ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
         (
             "/downstream-private",
@@ -281,30 +274,10 @@ impl Origin {
             "principal" => handlers::for_authorization(req, self.clone()).await,
             "vary-policy" => handlers::language(req, self.clone()).await,
             "slow" | "shared-slow" => handlers::slow(req, self.clone()).await,
-            "swr" => {
-                let version = self.version();
-                self.wait_for_gate().await;
-                text(format!("{} v{version}", req.path))
-            }
-            "flaky" if self.failing() => {
-                let mut r = text("origin down");
-                r.status = StatusCode::SERVICE_UNAVAILABLE;
-                r
-            }
-            "flaky" => text(format!("flaky v{}", self.version())),
-            "tagged" | "early" => text(format!("{} v{}", req.path, self.version())),
+            "tagged" => text(format!("{} v{}", req.path, self.version())),
             "cdn-target" => text("cdn")
                 .header(header::CACHE_CONTROL, "no-store")
                 .header(HeaderName::from_static("cdn-cache-control"), "max-age=60"),
-            "cdn-strict" => text(format!("cdn-strict v{}", self.version()))
-                .header(header::CACHE_CONTROL, "max-age=600")
-                .header(HeaderName::from_static("cdn-cache-control"), "max-age=60, must-revalidate"),
-            "flaky-directive" if self.failing() => {
-                let mut r = text("origin down");
-                r.status = StatusCode::SERVICE_UNAVAILABLE;
-                r
-            }
-            "flaky-directive" => text("flaky-directive").header(header::CACHE_CONTROL, "max-age=60, stale-if-error=120"),
             "unparseable" => unparseable(&req),
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
             "slow-uncacheable" => handlers::slow_uncacheable(req, self.clone()).await,
@@ -312,11 +285,6 @@ impl Origin {
                 let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));
                 self.wait_for_gate().await;
                 text(lang).header(header::VARY, "Accept-Language")
-            }
-            "hinted" => {
-                let mut r = text(format!("hinted v{}", self.version()));
-                r.hints = Some(CacheHints::new().tag("hinted-tag").ttl(Duration::from_secs(5)));
-                r
             }
             "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
             "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),

@@ -1,10 +1,31 @@
 //! TTLs, expiry, stale answers and early refresh.
 
+use cache_core::{CacheHints, CacheMode};
+use http::{HeaderName, header::CACHE_CONTROL};
+
 use super::*;
+use crate::{
+    handlers::versioned,
+    origin::{OriginResponse, text},
+};
+
+/// A `503` from an origin that is down.
+fn origin_down() -> OriginResponse {
+    let mut r = text("origin down");
+    r.status = StatusCode::SERVICE_UNAVAILABLE;
+    r
+}
 
 /// TTL and tags set by a handler through `CacheHints`.
 pub async fn handler_hints_set_ttl_and_tags<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/hinted", p().ttl("60s"), |_, origin| async move {
+            let mut r = text(format!("hinted v{}", origin.version()));
+            r.hints = Some(CacheHints::new().tag("hinted-tag").ttl(Duration::from_secs(5)));
+            r
+        })
+        .start::<A>()
+        .await;
     fetch(&s, "/hinted").await;
     assert_eq!(fetch(&s, "/hinted").await.2, "cache; hit; ttl=5");
     s.cache.clock().advance(Duration::from_secs(5));
@@ -17,7 +38,7 @@ pub async fn handler_hints_set_ttl_and_tags<A: Adapter>() {
 
 /// Entries are fresh for their TTL and then fetched again.
 pub async fn entries_expire<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new()).start::<A>().await;
     fetch(&s, "/plain/9").await;
     s.cache.clock().advance(Duration::from_secs(59));
     assert_eq!(fetch(&s, "/plain/9").await.2, "cache; hit; ttl=1");
@@ -32,7 +53,20 @@ pub async fn entries_expire<A: Adapter>() {
 /// in the background); otherwise the request that starts the refresh waits
 /// for it, and every request meanwhile answers stale at once.
 pub async fn stale_while_revalidate<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route(
+            "/swr/{id}",
+            p().ttl("60s").stale_while_revalidate("30s"),
+            |req, origin| async move {
+                // The version when the request arrives; the answer once the
+                // gate is open.
+                let version = origin.version();
+                origin.wait_for_gate().await;
+                text(format!("{} v{version}", req.path))
+            },
+        )
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/swr/1").await.1, "MISS");
     s.cache.clock().advance(Duration::from_secs(65));
     new_origin_version(&s).await;
@@ -85,7 +119,21 @@ pub async fn stale_while_revalidate<A: Adapter>() {
 /// When the origin fails (5xx) inside the stale-if-error window, the stale
 /// entry answers; past the window the failure passes through.
 pub async fn stale_if_error<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/flaky", p().ttl("60s").stale_if_error("5m"), |_, origin| async move {
+            if origin.failing() {
+                return origin_down();
+            }
+            text(format!("flaky v{}", origin.version()))
+        })
+        .route("/flaky-directive", p().ttl("60s"), |_, origin| async move {
+            if origin.failing() {
+                return origin_down();
+            }
+            text("flaky-directive").header(CACHE_CONTROL, "max-age=60, stale-if-error=120")
+        })
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/flaky").await.1, "MISS");
     s.cache.clock().advance(Duration::from_secs(70));
     s.origin.fail(true);
@@ -126,7 +174,18 @@ pub async fn stale_if_error<A: Adapter>() {
 /// targeted the cache: `must-revalidate` in `CDN-Cache-Control` beats a
 /// request's `max-stale` even when `Cache-Control` would allow it.
 pub async fn cdn_cache_control_forbids_stale<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route(
+            "/cdn-strict",
+            p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true),
+            |_, origin| async move {
+                text(format!("cdn-strict v{}", origin.version()))
+                    .header(CACHE_CONTROL, "max-age=600")
+                    .header(HeaderName::from_static("cdn-cache-control"), "max-age=60, must-revalidate")
+            },
+        )
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/cdn-strict").await.1, "MISS");
     s.cache.clock().advance(Duration::from_secs(65));
     new_origin_version(&s).await;
@@ -140,7 +199,10 @@ pub async fn cdn_cache_control_forbids_stale<A: Adapter>() {
 /// XFetch early refresh: near expiry (here a huge β makes it near certain),
 /// fresh hits start a background refresh while they answer from the entry.
 pub async fn early_refresh<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_plain(App::new())
+        .route("/early", p().ttl("60s").early_refresh(1e6), versioned)
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/early").await.1, "MISS");
     s.cache.clock().advance(Duration::from_secs(59));
     new_origin_version(&s).await;
