@@ -68,7 +68,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/etag", ok(p().ttl("60s"))),
         ("/principal", ok(p().ttl("60s").key_by_principal())),
         ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
-        ("/slow", ok(p().ttl("60s"))),
         ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
         ("/behind-cdn", ok(p().ttl("60s"))),
         ("/unparseable/{field}", ok(p().ttl("60s"))),
@@ -84,8 +83,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
                 .downstream_cdn_cache_control("max-age=3600")),
         ),
         ("/cdn-target", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
-        ("/slow-uncacheable", ok(p().ttl("60s"))),
-        ("/slow-vary", ok(p().ttl("60s"))),
         ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
         (
             "/downstream-private",
@@ -273,19 +270,13 @@ impl Origin {
             "etag" => handlers::etag(req, self.clone()).await,
             "principal" => handlers::for_authorization(req, self.clone()).await,
             "vary-policy" => handlers::language(req, self.clone()).await,
-            "slow" | "shared-slow" => handlers::slow(req, self.clone()).await,
+            "shared-slow" => handlers::slow(req, self.clone()).await,
             "tagged" => text(format!("{} v{}", req.path, self.version())),
             "cdn-target" => text("cdn")
                 .header(header::CACHE_CONTROL, "no-store")
                 .header(HeaderName::from_static("cdn-cache-control"), "max-age=60"),
             "unparseable" => unparseable(&req),
             "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
-            "slow-uncacheable" => handlers::slow_uncacheable(req, self.clone()).await,
-            "slow-vary" => {
-                let lang = format!("lang {:?}", req.headers.get(header::ACCEPT_LANGUAGE));
-                self.wait_for_gate().await;
-                text(lang).header(header::VARY, "Accept-Language")
-            }
             "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
             "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),
             _ => handlers::echo(req, self.clone()).await,

@@ -1,11 +1,19 @@
 //! One origin call per key, and what waiting requests get.
 
+use http::header::VARY;
+
 use super::*;
+use crate::handlers::{language, slow, slow_uncacheable};
+
+/// `/slow`: [`slow`] behind a one-minute policy.
+fn with_slow(app: App) -> App {
+    app.route("/slow", p().ttl("60s"), slow)
+}
 
 /// 1,000 concurrent requests on a cold key make exactly one origin call
 /// and all get the same bytes.
 pub async fn stampede_makes_one_origin_call<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_slow(App::new()).start::<A>().await;
     s.origin.close();
     let requests = (0..1000).map(|_| {
         let r = s.get("/slow");
@@ -37,7 +45,7 @@ pub async fn stampede_makes_one_origin_call<A: Adapter>() {
 /// When the request fetching a key is cancelled, a waiting request takes
 /// over at once instead of waiting out the coalescing timeout.
 pub async fn cancelled_leader_hands_over<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_slow(App::new()).start::<A>().await;
     s.origin.close();
     // The leader's future is dropped 400 ms after it arrives.
     let leader = tokio::spawn(s.get("/slow").header(DEADLINE_HEADER, "400").send());
@@ -57,7 +65,10 @@ pub async fn cancelled_leader_hands_over<A: Adapter>() {
 /// After a response that cannot be stored, concurrent requests for the key
 /// go to the origin together instead of queueing behind one another.
 pub async fn uncacheable_response_does_not_queue_waiters<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/slow-uncacheable", p().ttl("60s"), slow_uncacheable)
+        .start::<A>()
+        .await;
     assert_eq!(fetch(&s, "/slow-uncacheable").await.1, "MISS");
     // Each of the next five calls is held until all five are inside the origin.
     s.origin.require_crowd(6);
@@ -75,7 +86,7 @@ pub async fn uncacheable_response_does_not_queue_waiters<A: Adapter>() {
 /// response that is not stored, and does not stop later requests for the
 /// key from being coalesced and stored.
 pub async fn request_no_store_is_not_stored_and_keeps_coalescing<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = with_slow(App::new()).start::<A>().await;
     let r = s.get("/slow").header("cache-control", "no-store").send().await.unwrap();
     assert_eq!(header(&r, "cache-status"), "cache; fwd=uri-miss; fwd-status=200");
     s.origin.close();
@@ -97,7 +108,15 @@ pub async fn request_no_store_is_not_stored_and_keeps_coalescing<A: Adapter>() {
 /// A request that waited on another's fetch is not served that response if
 /// it varies on a header whose value differs.
 pub async fn collapsed_requests_respect_vary<A: Adapter>() {
-    let s = start::<A>().await;
+    let s = App::new()
+        .route("/slow-vary", p().ttl("60s"), |req, origin| async move {
+            // The request's language, answered once the gate is open.
+            let answer = language(req, origin.clone()).await;
+            origin.wait_for_gate().await;
+            answer.header(VARY, "Accept-Language")
+        })
+        .start::<A>()
+        .await;
     s.origin.close();
     let en = tokio::spawn(s.get("/slow-vary").header("accept-language", "en").send());
     until("the first request reaches the origin", || s.origin.calls("/slow-vary") == 1).await;
