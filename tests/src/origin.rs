@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use cache_core::{CacheHints, CacheMode, CachePolicy, Invalidator};
+use cache_core::{CacheHints, CachePolicy, Invalidator};
 use futures_util::Stream;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use tokio::sync::{Notify, watch};
@@ -69,25 +69,6 @@ pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
         ("/principal", ok(p().ttl("60s").key_by_principal())),
         ("/vary-policy", ok(p().ttl("60s").vary(["accept-language"]))),
         ("/shared-slow", ok(p().ttl("60s").coalesce_across_instances(true))),
-        ("/behind-cdn", ok(p().ttl("60s"))),
-        ("/unparseable/{field}", ok(p().ttl("60s"))),
-        (
-            "/tagged/{id}",
-            ok(p()
-                .ttl("60s")
-                .tag("item:{id}")
-                .tag("group")
-                .tag("two words")
-                .surrogate_key_header()
-                .cache_tag_header()
-                .downstream_cdn_cache_control("max-age=3600")),
-        ),
-        ("/cdn-target", ok(p().mode(CacheMode::Rfc9111).cdn_cache_control_target(true))),
-        ("/downstream", ok(p().ttl("60s").downstream_cache_control("public, max-age=30"))),
-        (
-            "/downstream-private",
-            ok(p().ttl("60s").downstream_cache_control("public, max-age=30")),
-        ),
         ("/uncached", None),
     ]
 }
@@ -271,14 +252,6 @@ impl Origin {
             "principal" => handlers::for_authorization(req, self.clone()).await,
             "vary-policy" => handlers::language(req, self.clone()).await,
             "shared-slow" => handlers::slow(req, self.clone()).await,
-            "tagged" => text(format!("{} v{}", req.path, self.version())),
-            "cdn-target" => text("cdn")
-                .header(header::CACHE_CONTROL, "no-store")
-                .header(HeaderName::from_static("cdn-cache-control"), "max-age=60"),
-            "unparseable" => unparseable(&req),
-            "behind-cdn" => text("behind").header(HeaderName::from_static("cache-status"), "inner; fwd=uri-miss"),
-            "downstream" => text("downstream").header(header::CACHE_CONTROL, "max-age=5"),
-            "downstream-private" => text("downstream-private").header(header::CACHE_CONTROL, "private"),
             _ => handlers::echo(req, self.clone()).await,
         }
     }
@@ -293,21 +266,6 @@ impl Origin {
         let mut gate = self.state.gate.0.subscribe();
         let _ = gate.wait_for(|open| *open).await;
     }
-}
-
-/// `/unparseable/{field}`: a response whose `Cache-Control` (`cc`) or
-/// `Vary` (`vary`) holds a byte outside ASCII where the syntax has no room
-/// for one, next to a directive or name that matters.
-fn unparseable(req: &OriginRequest) -> OriginResponse {
-    let (name, value): (HeaderName, &[u8]) = match req.path.trim_start_matches("/unparseable/") {
-        "cc" => (header::CACHE_CONTROL, b"private, x=\xc3\xbc"),
-        "cc-quoted" => (header::CACHE_CONTROL, b"private, x=\"\xc3\xbc\""),
-        _ => (header::VARY, b"accept-language, x-\xc3\xbc"),
-    };
-    let mut r = text(format!("for {:?}", req.headers.get(header::ACCEPT_LANGUAGE)));
-    r.headers
-        .insert(name, HeaderValue::from_bytes(value).expect("obs-text is a valid header value"));
-    r
 }
 
 /// A `200` with a `text/plain` body.

@@ -21,7 +21,7 @@ pub use storage::*;
 
 use std::time::Duration;
 
-use cache_core::{Cache, CachePolicy, CachePolicyBuilder, Clock, MokaStore, Policies, Store};
+use cache_core::{Cache, CachePolicy, CachePolicyBuilder, Clock, Policies, Store};
 use futures_util::future::join_all;
 use reqwest::{Method, Response, StatusCode};
 
@@ -45,10 +45,6 @@ fn p() -> CachePolicyBuilder {
 /// data through.
 fn with_plain(app: App) -> App {
     app.route("/plain/{id}", p().ttl("60s").tag("plain:{id}"), crate::handlers::plain)
-}
-
-async fn start<A: Adapter>() -> Server {
-    start_on::<A>(MokaStore::new()).await
 }
 
 async fn start_on<A: Adapter>(store: impl Store) -> Server {
