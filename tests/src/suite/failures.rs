@@ -4,7 +4,7 @@ use super::*;
 
 /// A store that fails on every call turns the cache into a pass-through.
 pub async fn failing_store_passes_through<A: Adapter>() {
-    let s = start_on::<A>(FailingStore).await;
+    let s = with_plain(App::new()).start_on::<A>(FailingStore).await;
     for _ in 0..2 {
         let (status, x, _, body) = fetch(&s, "/plain/1").await;
         assert_eq!((status, x.as_str(), body.as_str()), (StatusCode::OK, "MISS", "/plain/1 v0"));
@@ -20,7 +20,7 @@ pub async fn failing_store_passes_through<A: Adapter>() {
 
 /// Foreign bytes in the store are a miss, never an error or a panic.
 pub async fn corrupt_store_is_a_miss<A: Adapter>() {
-    let s = start_on::<A>(CorruptStore).await;
+    let s = with_plain(App::new()).start_on::<A>(CorruptStore).await;
     for _ in 0..2 {
         let (status, x, _, body) = fetch(&s, "/plain/3").await;
         assert_eq!((status, x.as_str(), body.as_str()), (StatusCode::OK, "MISS", "/plain/3 v0"));

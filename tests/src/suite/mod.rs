@@ -21,7 +21,7 @@ pub use storage::*;
 
 use std::time::Duration;
 
-use cache_core::{Cache, CachePolicy, CachePolicyBuilder, Clock, Policies, Store};
+use cache_core::{Cache, CachePolicy, CachePolicyBuilder, Clock, Policies};
 use futures_util::future::join_all;
 use reqwest::{Method, Response, StatusCode};
 
@@ -45,11 +45,6 @@ fn p() -> CachePolicyBuilder {
 /// data through.
 fn with_plain(app: App) -> App {
     app.route("/plain/{id}", p().ttl("60s").tag("plain:{id}"), crate::handlers::plain)
-}
-
-async fn start_on<A: Adapter>(store: impl Store) -> Server {
-    let cache = Cache::builder().store(store).clock(Clock::manual()).build().expect("a valid cache");
-    A::start(cache, Origin::default()).await
 }
 
 fn header(r: &Response, name: &str) -> String {
