@@ -1,5 +1,7 @@
 //! Handlers the behaviour tests mount with their routes (see
-//! [`App`](crate::App)); each is written once, framework-free.
+//! [`App`](crate::App)), and the shared table of
+//! [`routes`](crate::origin::routes) answers with; each is written once,
+//! framework-free.
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};

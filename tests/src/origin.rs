@@ -54,8 +54,12 @@ pub struct OriginRequest {
     pub invalidator: Option<Invalidator>,
 }
 
-/// The routes of the test app and their policies. Every adapter mounts each
-/// pattern behind a cache layer with its policy (`None`: no layer policy).
+/// The shared table: routes and policies of the app that the purge,
+/// adapter-specific and Redis tests start with [`Origin::default`]. Every
+/// adapter mounts each pattern behind a cache layer with its policy (`None`:
+/// no layer policy), answered by the path (see [`Origin::respond`]). The
+/// behaviour tests declare their own routes instead (see
+/// [`App`](crate::App)).
 pub fn routes() -> Vec<(&'static str, Option<CachePolicy>)> {
     let p = CachePolicy::builder;
     let ok = |b: cache_core::CachePolicyBuilder| Some(b.build().expect("test policies are valid"));
@@ -244,6 +248,7 @@ impl Origin {
         if let Some(handler) = declared {
             return handler(req, self.clone()).await;
         }
+        // The shared table's behaviour, by the path's first segment.
         let first = req.path.split('/').nth(1).unwrap_or("");
         match first {
             "plain" => handlers::plain(req, self.clone()).await,

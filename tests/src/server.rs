@@ -9,8 +9,9 @@ use crate::origin::Origin;
 
 /// Starts the test app on one web framework.
 pub trait Adapter {
-    /// Serves [`routes`](crate::origin::routes) on a free loopback port,
-    /// each behind a cache layer of `cache` with its policy.
+    /// Serves the origin's [routes](crate::origin::Origin::routes) on a
+    /// free loopback port, each behind a cache layer of `cache` with its
+    /// policy.
     fn start(cache: Cache, origin: Origin) -> impl Future<Output = Server> + Send;
 
     /// Serves the origin on every path behind one cache layer (middleware)
