@@ -190,12 +190,12 @@ pub mod store;
 // Each module keeps its path at the root.
 pub use engine::{adapter, data, purge};
 pub(crate) use engine::{coalesce, entry, hit_for_miss, invalidate, invalidation_log};
-pub use protocol::{cache_control, cache_status, conditional};
 pub(crate) use protocol::{body, method, percent};
+pub use protocol::{cache_control, cache_status, conditional};
 #[cfg(feature = "config")]
 pub use rules::config;
-pub use rules::{key, policy};
 pub(crate) use rules::{hints, path_pattern, route, tags, ttl};
+pub use rules::{key, policy};
 
 pub use body::CacheBody;
 pub use clock::Clock;

@@ -1,7 +1,7 @@
 //! Invalidation by handlers, unsafe methods and tags, and its ordering against fetches.
 
 use super::*;
-use crate::handlers::{items, slow, status, versioned};
+use crate::handlers::{items, language, slow, status, versioned};
 
 /// A handler invalidates a tag through the adapter's invalidation handle.
 pub async fn handler_invalidates_tags<A: Adapter>() {
@@ -172,4 +172,33 @@ pub async fn app_tags_never_name_a_uri<A: Adapter>() {
     );
     assert_eq!(fetch(&s, "/plain/5").await.1, "HIT", "the app's tag dropped the URI's entry");
     assert_eq!(header(&tagged().await.unwrap(), "x-cache"), "MISS");
+}
+
+/// A successful unsafe request drops every variant of its URI: each value
+/// of a header the policy keys by, the request without it, and the one
+/// entry of a URI whose policy keys by nothing but the URI; not other URIs.
+pub async fn unsafe_method_drops_every_variant<A: Adapter>() {
+    let s = App::new()
+        .route("/vary-policy", p().ttl("60s").vary(["accept-language"]), language)
+        .route("/one/{id}", p().ttl("60s"), language)
+        .start::<A>()
+        .await;
+    let none = || async { header(&s.get("/vary-policy").send().await.unwrap(), "x-cache") };
+    for round in ["MISS", "HIT"] {
+        assert_eq!(with_lang(&s, "/vary-policy", "en").await.0, round);
+        assert_eq!(with_lang(&s, "/vary-policy", "fr").await.0, round);
+        assert_eq!(none().await, round);
+        assert_eq!(fetch(&s, "/one/1").await.1, round);
+        assert_eq!(fetch(&s, "/one/2").await.1, round);
+    }
+    for path in ["/vary-policy", "/one/1"] {
+        let put = s.request(Method::PUT, path).send().await.unwrap();
+        assert_eq!(put.status(), StatusCode::OK);
+    }
+    assert_eq!(with_lang(&s, "/vary-policy", "en").await.0, "MISS", "a keyed variant survived");
+    assert_eq!(with_lang(&s, "/vary-policy", "fr").await.0, "MISS", "a keyed variant survived");
+    assert_eq!(none().await, "MISS", "the variant without the header survived");
+    assert_eq!(fetch(&s, "/one/1").await.1, "MISS", "the URI's one entry survived");
+    assert_eq!(fetch(&s, "/one/2").await.1, "HIT", "another URI was dropped");
+    assert_eq!(s.origin.calls("/vary-policy"), 7);
 }
