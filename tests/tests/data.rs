@@ -64,7 +64,10 @@ async fn conforms<S: Store + Clone>(store: &S) {
 
     // The value is an ordinary entry, marked as data, with the policy's tag.
     let stored = store.get(&acme.key("acme")).await.expect("the store answers").expect("an entry");
-    assert_eq!(stored.headers["content-type"], DATA_CONTENT_TYPE);
+    assert_eq!(
+        stored.headers.get(&http::header::CONTENT_TYPE).expect("a content type"),
+        DATA_CONTENT_TYPE
+    );
     assert_eq!(stored.tags, ["categories:acme"]);
 
     // Expiry follows the cache's clock.

@@ -462,7 +462,7 @@ impl Cache {
 /// The value a data entry holds, or `None` when the entry is not a data
 /// entry or does not deserialize as `T`.
 fn decode<T: DeserializeOwned>(key: &str, entry: &CachedEntry) -> Option<T> {
-    let marked = entry.headers.get(header::CONTENT_TYPE).is_some_and(|v| v == DATA_CONTENT_TYPE);
+    let marked = entry.headers.get(&header::CONTENT_TYPE).is_some_and(|v| v == DATA_CONTENT_TYPE);
     if entry.status != StatusCode::OK || !marked {
         tracing::debug!(key, "not a data entry: a miss");
         return None;

@@ -5,6 +5,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::engine::HitHeaders;
 
+mod headers;
+
+pub use headers::StoredHeaders;
+
 /// A response as the cache keeps it.
 ///
 /// Holds what is needed to answer later requests without the origin: the
@@ -20,7 +24,7 @@ pub struct CachedEntry {
     /// The response status.
     pub status: StatusCode,
     /// End-to-end response headers, including a generated `ETag`.
-    pub headers: HeaderMap,
+    pub headers: StoredHeaders,
     /// The whole response body.
     pub body: Bytes,
     /// Wall-clock time the entry was stored, in ms since the Unix epoch.
@@ -59,7 +63,7 @@ impl CachedEntry {
     pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes, stored_at_ms: u64, fresh_for_ms: u64) -> Self {
         CachedEntry {
             status,
-            headers,
+            headers: StoredHeaders::from_map(&headers),
             body,
             stored_at_ms,
             initial_age_ms: 0,
@@ -135,8 +139,8 @@ impl CachedEntry {
     }
 
     /// The entry's `ETag`, if any.
-    pub fn etag(&self) -> Option<&HeaderValue> {
-        self.headers.get(header::ETAG)
+    pub fn etag(&self) -> Option<HeaderValue> {
+        self.headers.get(&header::ETAG)
     }
 
     /// Whether the request headers select this entry: every header the
@@ -149,36 +153,15 @@ impl CachedEntry {
 
     /// Approximate memory held by the entry, in bytes.
     pub fn weight(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 32).sum();
+        let headers = self.headers.heap_bytes();
         let tags: usize = self.tags.iter().map(|t| t.len() + 24).sum();
         let vary: usize = self
             .vary
             .iter()
             .map(|(n, v)| n.as_str().len() + v.as_ref().map_or(0, HeaderValue::len) + 32)
             .sum();
-        std::mem::size_of::<Self>() + self.body.len() + headers + tags + vary + HitHeaders::weight(&self.headers)
+        std::mem::size_of::<Self>() + self.body.len() + headers + tags + vary + HitHeaders::weight(self.headers.len())
     }
-}
-
-/// The same headers in as little memory as a `HeaderMap` allows, for
-/// keeping: the map sized for them exactly, and every value a slice of one
-/// buffer (one allocation rather than one per value).
-pub(crate) fn compact_headers(headers: &HeaderMap) -> HeaderMap {
-    let len = headers.values().map(HeaderValue::len).sum();
-    let mut buffer = bytes::BytesMut::with_capacity(len);
-    headers.values().for_each(|value| buffer.extend_from_slice(value.as_bytes()));
-    let buffer = buffer.freeze();
-    let mut compact = HeaderMap::with_capacity(headers.len());
-    let mut at = 0;
-    for (name, value) in headers {
-        let end = at + value.len();
-        // The bytes of a valid value are valid: the fallback never runs.
-        let mut kept = HeaderValue::from_maybe_shared(buffer.slice(at..end)).unwrap_or_else(|_| value.clone());
-        kept.set_sensitive(value.is_sensitive());
-        compact.append(name.clone(), kept);
-        at = end;
-    }
-    compact
 }
 
 /// All values of a request header joined with `", "`, as compared for `Vary`.
@@ -224,29 +207,5 @@ mod tests {
         assert!(e.vary_matches(&req));
         req.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         assert!(!e.vary_matches(&req));
-    }
-
-    #[test]
-    fn compact_headers_keep_every_value_in_order() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
-        headers.append(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        headers.append(header::SET_COOKIE, HeaderValue::from_static(""));
-        headers.append(
-            HeaderName::from_static("x-custom"),
-            HeaderValue::from_bytes(b"\xff obs-text").unwrap(),
-        );
-        let mut secret = HeaderValue::from_static("Bearer x");
-        secret.set_sensitive(true);
-        headers.append(header::AUTHORIZATION, secret);
-        let compact = compact_headers(&headers);
-        assert_eq!(compact, headers);
-        let pairs = |map: &HeaderMap| {
-            map.iter()
-                .map(|(n, v)| (n.clone(), v.clone(), v.is_sensitive()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(pairs(&compact), pairs(&headers));
-        assert!(compact_headers(&HeaderMap::new()).is_empty());
     }
 }

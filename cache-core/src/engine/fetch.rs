@@ -88,13 +88,13 @@ fn add_validators(headers: &mut http::HeaderMap, stale: &CachedEntry) -> bool {
     }
     let mut added = false;
     if let Some(etag) = stale.etag()
-        && !super::storable::is_generated_etag(etag, &stale.body)
+        && !super::storable::is_generated_etag(&etag, &stale.body)
     {
-        headers.insert(header::IF_NONE_MATCH, etag.clone());
+        headers.insert(header::IF_NONE_MATCH, etag);
         added = true;
     }
-    if let Some(modified) = stale.headers.get(header::LAST_MODIFIED) {
-        headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+    if let Some(modified) = stale.headers.get(&header::LAST_MODIFIED) {
+        headers.insert(header::IF_MODIFIED_SINCE, modified);
         added = true;
     }
     added

@@ -126,8 +126,8 @@ impl HitHeaders {
 
     /// Memory the memo can hold: one more map of the entry's headers and
     /// those a hit adds (values are shared with the entry's).
-    pub(crate) fn weight(headers: &HeaderMap) -> usize {
-        (headers.len() + super::respond::HIT_HEADERS) * 128 + 64
+    pub(crate) fn weight(headers: usize) -> usize {
+        (headers + super::respond::HIT_HEADERS) * 128 + 64
     }
 }
 

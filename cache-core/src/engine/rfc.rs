@@ -61,17 +61,23 @@ pub(crate) fn response_directives(policy: &PolicyInner, headers: &HeaderMap) -> 
 /// (`must-revalidate`, `proxy-revalidate`, `s-maxage`: RFC 9111 §5.2.2),
 /// read from the directives that targeted this cache.
 pub(crate) fn forbids_stale(policy: &PolicyInner, entry: &CachedEntry) -> bool {
-    let cc = response_directives(policy, &entry.headers);
+    let headers = &entry.headers;
+    let cdn = &super::respond::CDN_CACHE_CONTROL;
+    let cc = if policy.cdn_cache_control_target && policy.mode == CacheMode::Rfc9111 && headers.contains_key(cdn) {
+        CacheControl::from_values(headers.get_all(cdn))
+    } else {
+        CacheControl::from_values(headers.get_all(&header::CACHE_CONTROL))
+    };
     cc.must_revalidate() || cc.proxy_revalidate() || cc.has_s_maxage() || cc.no_cache()
 }
 
 /// Whether the origin gave the entry a validator a conditional request can
 /// use.
 pub(crate) fn has_validator(entry: &CachedEntry) -> bool {
-    entry.headers.contains_key(header::LAST_MODIFIED)
+    entry.headers.contains_key(&header::LAST_MODIFIED)
         || entry
             .etag()
-            .is_some_and(|etag| !super::storable::is_generated_etag(etag, &entry.body))
+            .is_some_and(|etag| !super::storable::is_generated_etag(&etag, &entry.body))
 }
 
 /// What a request's own directives (RFC 9111 §5.2.1) allow.
@@ -245,9 +251,9 @@ mod tests {
             66_000
         ));
         let mut strict = entry.clone();
-        strict
-            .headers
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, must-revalidate"));
+        let mut headers = strict.headers.to_map();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60, must-revalidate"));
+        strict.headers = headers.into();
         assert!(!RequestDirectives::of(&parts("max-stale")).unwrap().accepts_stale(
             CachePolicy::builder().mode(CacheMode::Rfc9111).build().unwrap().inner(),
             &strict,

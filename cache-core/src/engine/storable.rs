@@ -109,7 +109,6 @@ impl Cache {
             headers.insert(header::ETAG, generated_etag(&body));
         }
         super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
-        let headers = crate::entry::compact_headers(&headers);
         let fresh_for = hints
             .ttl_override()
             .or(rfc_fresh)
@@ -148,27 +147,28 @@ impl Cache {
         let initial_age_ms = age_header(&parts.headers).saturating_mul(1000);
         let updates = end_to_end(std::mem::take(&mut parts.headers));
         let mut entry = stale.clone();
+        let mut headers = stale.headers.to_map();
         for name in updates.keys() {
             if name != header::CONTENT_LENGTH {
-                entry.headers.remove(name);
+                headers.remove(name);
             }
         }
         for (name, value) in &updates {
             if name != header::CONTENT_LENGTH {
-                entry.headers.append(name.clone(), value.clone());
+                headers.append(name.clone(), value.clone());
             }
         }
         // A 304 may name other request headers in `Vary`: the entry is for
         // this request's values of them.
-        super::respond::add_vary(&mut entry.headers, &ex.policy.keyed_headers);
-        entry.vary = self.varied_values(ex, &entry.headers);
+        super::respond::add_vary(&mut headers, &ex.policy.keyed_headers);
+        entry.vary = self.varied_values(ex, &headers);
         let now = self.inner.clock.now_ms();
         // The merged response's directives, as the policy reads them (its
         // `CDN-Cache-Control` when it targets this cache): for freshness and
         // for the storage rules alike, as for a `200`.
-        let cc = super::rfc::response_directives(&ex.policy, &entry.headers);
+        let cc = super::rfc::response_directives(&ex.policy, &headers);
         let fresh_for = hints.ttl_override().unwrap_or_else(|| match ex.policy.mode {
-            CacheMode::Rfc9111 => rfc::freshness(&cc, &entry.headers, entry.status, now),
+            CacheMode::Rfc9111 => rfc::freshness(&cc, &headers, entry.status, now),
             _ => ex.policy.ttl_for(entry.status),
         });
         entry.stored_at_ms = now;
@@ -176,9 +176,9 @@ impl Cache {
         entry.fresh_for_ms = duration_ms(fresh_for);
         // The rules look at the response as it would be stored.
         parts.status = entry.status;
-        parts.headers = std::mem::take(&mut entry.headers);
+        parts.headers = headers;
         let refusal = self.refusal(ex, &parts, hints, &cc);
-        entry.headers = crate::entry::compact_headers(&parts.headers);
+        entry.headers = crate::entry::StoredHeaders::from_map(&parts.headers);
         (entry, refusal)
     }
 

@@ -106,12 +106,18 @@ impl CacheControl {
     /// Parses every field `name` in `headers` with the `Cache-Control`
     /// syntax, such as `CDN-Cache-Control` (RFC 9213).
     pub fn from_field(headers: &HeaderMap, name: &http::HeaderName) -> Self {
+        Self::from_values(headers.get_all(name))
+    }
+
+    /// Parses field values with the `Cache-Control` syntax, as the lines of
+    /// one field.
+    pub fn from_values<V: AsRef<[u8]>>(values: impl IntoIterator<Item = V>) -> Self {
         let mut cc = CacheControl {
             empty: true,
             ..CacheControl::default()
         };
-        for value in headers.get_all(name) {
-            if parse_into(value.as_bytes(), &mut cc).is_err() {
+        for value in values {
+            if parse_into(value.as_ref(), &mut cc).is_err() {
                 cc.malformed = true;
             }
         }

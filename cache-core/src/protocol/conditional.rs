@@ -14,15 +14,21 @@ use http::{HeaderMap, HeaderValue, header};
 /// `Last-Modified` is not later than the given date. An unparsable header
 /// never yields a 304.
 pub fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
+    not_modified_by(request, response.get(header::ETAG), response.get(header::LAST_MODIFIED))
+}
+
+/// [`not_modified`] for a response whose validators are `etag` and
+/// `last_modified`.
+pub(crate) fn not_modified_by(request: &HeaderMap, etag: Option<&HeaderValue>, last_modified: Option<&HeaderValue>) -> bool {
     let inm = request.get_all(header::IF_NONE_MATCH);
     if inm.iter().next().is_some() {
-        let etag = response.get(header::ETAG).and_then(|v| opaque_tag(v.as_bytes()));
+        let etag = etag.and_then(|v| opaque_tag(v.as_bytes()));
         return inm.iter().any(|v| none_match_fails(v, etag));
     }
     let Some(since) = request.get(header::IF_MODIFIED_SINCE) else {
         return false;
     };
-    match (response.get(header::LAST_MODIFIED).and_then(http_date), http_date(since)) {
+    match (last_modified.and_then(http_date), http_date(since)) {
         (Some(modified), Some(since)) => modified <= since,
         _ => false,
     }

@@ -114,7 +114,7 @@ fn encode_with_body(entry: &CachedEntry, flags: u8, body_prefix: &[u8], body: &[
         out.put_u64(entry.fetch_ms);
     }
     put_len32(&mut out, entry.headers.len(), "header count")?;
-    for (name, value) in &entry.headers {
+    for (name, value) in entry.headers.iter() {
         put_bytes16(&mut out, name.as_str().as_bytes(), "header name")?;
         put_bytes32(&mut out, value.as_bytes(), "header value")?;
     }

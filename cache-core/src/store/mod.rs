@@ -15,6 +15,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
+pub use crate::entry::StoredHeaders;
 use crate::{CachedEntry, error::StoreError};
 
 pub mod codec;

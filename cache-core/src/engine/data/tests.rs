@@ -66,7 +66,7 @@ async fn a_miss_loads_and_stores_then_a_hit_does_not_load() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 
     let entry = cache.inner.store.get_stamped(&policy().key("a")).await.unwrap().0.expect("stored");
-    assert_eq!(entry.headers[header::CONTENT_TYPE], DATA_CONTENT_TYPE);
+    assert_eq!(entry.headers.get(&header::CONTENT_TYPE).unwrap(), DATA_CONTENT_TYPE);
     assert_eq!(entry.tags, ["category:acme"]);
     assert_eq!(entry.fresh_for_ms, 600_000);
     assert_eq!(serde_json::from_slice::<Tree>(&entry.body).unwrap(), tree("a"));
