@@ -335,3 +335,97 @@ async fn invalidating_a_huge_tag_never_blocks_redis() {
     assert!(slow.is_empty(), "commands over 50 ms in Redis: {slow:?}");
     assert!(store.get("k").await.unwrap().is_none());
 }
+
+/// A URI invalidated (by an unsafe request) while Redis is unreachable, on
+/// a route whose entries carry no tag of the app's: the invalidation is
+/// kept and, once Redis is back, reaches the entry by its URI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_invalidation_kept_while_redis_is_away_reaches_an_untagged_entry() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let store = RedisStore::builder(server.url())
+        .response_timeout(Duration::from_millis(200))
+        .failure_threshold(2)
+        .cool_down(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connects");
+    let app = cache_tests::App::new()
+        .route(
+            "/doc/{id}",
+            cache_core::CachePolicy::builder().ttl("60s"),
+            cache_tests::handlers::plain,
+        )
+        .start_with::<Axum>(Cache::new(store.clone()))
+        .await;
+    assert_eq!(get(&app, "/doc/1").await, ("MISS".into(), "/doc/1 v0".into()));
+    assert_eq!(get(&app, "/doc/1").await, ("HIT".into(), "/doc/1 v0".into()));
+
+    server.pause();
+    let mut other = 2;
+    eventually("the breaker opens", async || {
+        get(&app, &format!("/doc/{other}")).await;
+        other += 1;
+        store.breaker_state() == BreakerState::Open
+    })
+    .await;
+    put(&app, "/doc/1").await;
+    let kept = store.pending_invalidations();
+    server.resume();
+    eventually("the breaker closes", async || {
+        get(&app, "/doc/99").await;
+        store.breaker_state() == BreakerState::Closed
+    })
+    .await;
+    eventually("the kept invalidations are applied", async || store.pending_invalidations() == 0).await;
+    let (x_cache, body) = get(&app, "/doc/1").await;
+    assert_eq!(
+        body, "/doc/1 v1",
+        "served ({x_cache}) the copy from before the update; {kept} invalidation(s) had been kept"
+    );
+}
+
+/// The same with a tiered store whose subscription stays up through the
+/// outage (so its L1 is never reset): the instance that made the update
+/// drops its own L1 copy at once, whatever L2 answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_invalidation_kept_while_redis_is_away_drops_the_l1_copy_at_once() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    let l2 = RedisStore::builder(server.url())
+        .response_timeout(Duration::from_millis(200))
+        .failure_threshold(2)
+        .cool_down(Duration::from_millis(300))
+        .connect()
+        .await
+        .expect("connects");
+    // A keepalive longer than the outage: the subscription stays up.
+    let store = TieredStore::builder(l2)
+        .keepalive(Duration::from_secs(30))
+        .build()
+        .expect("a runtime");
+    eventually("subscribed", async || store.is_subscribed()).await;
+    let app = cache_tests::App::new()
+        .route(
+            "/doc/{id}",
+            cache_core::CachePolicy::builder().ttl("60s"),
+            cache_tests::handlers::plain,
+        )
+        .start_with::<Axum>(Cache::new(store.clone()))
+        .await;
+    assert_eq!(get(&app, "/doc/1").await, ("MISS".into(), "/doc/1 v0".into()));
+    assert_eq!(get(&app, "/doc/1").await, ("HIT".into(), "/doc/1 v0".into()));
+
+    server.pause();
+    let mut other = 2;
+    eventually("the breaker opens", async || {
+        get(&app, &format!("/doc/{other}")).await;
+        other += 1;
+        store.l2().breaker_state() == BreakerState::Open
+    })
+    .await;
+    put(&app, "/doc/1").await;
+    let (x_cache, body) = get(&app, "/doc/1").await;
+    server.resume();
+    assert_eq!(body, "/doc/1 v1", "right after its own PUT, served ({x_cache}) the old copy");
+}

@@ -54,32 +54,13 @@ impl Invalidator {
         self.typed_tags(tags.into_iter().map(|tag| Tag::app(tag)).collect()).await
     }
 
-    /// Drops every entry carrying any of `tags`; returns how many.
-    async fn typed_tags(&self, tags: Vec<Tag>) -> Result<u64, StoreError> {
-        self.tags_and_uris(tags, Vec::new()).await
-    }
-
-    /// Drops every entry carrying any of `tags`, and every variant of
-    /// `uris` (each a [`CacheKey::uri`](crate::key::CacheKey::uri)): those
-    /// under the URI's [plain key](crate::key::plain_key) by key, the others
-    /// by the URI's tag. Counts as one tag invalidation per tag and URI.
-    pub(crate) async fn tags_and_uris(&self, mut tags: Vec<Tag>, uris: Vec<String>) -> Result<u64, StoreError> {
-        let keys: Vec<String> = uris.iter().map(|uri| crate::key::plain_key(uri)).collect();
-        tags.extend(uris.iter().map(|uri| Tag::uri(uri)));
+    /// Drops every entry carrying any of `tags`, app's or the cache's own.
+    pub(crate) async fn typed_tags(&self, tags: Vec<Tag>) -> Result<u64, StoreError> {
         let tags = Tag::stored(tags);
-        let log = &self.cache.inner.invalidations;
-        keys.iter().for_each(|key| log.record(Target::Key(key.clone())));
-        log.record(Target::Tags(tags.clone()));
+        self.cache.inner.invalidations.record(Target::Tags(tags.clone()));
         let store = Arc::clone(&self.cache.inner.store);
         let owned = tags.clone();
-        let dropped = detached(async move {
-            let mut dropped = store.invalidate_tags(&owned).await?;
-            for key in &keys {
-                dropped += u64::from(store.delete(key).await?);
-            }
-            Ok(dropped)
-        })
-        .await;
+        let dropped = detached(async move { store.invalidate_tags(&owned).await }).await;
         let count = u64::try_from(tags.len()).unwrap_or(u64::MAX);
         metrics::invalidation(InvalidationKind::Tag, count, dropped.as_ref().ok().copied());
         let dropped = dropped?;
@@ -119,7 +100,7 @@ impl Invalidator {
         *head.extensions_mut() = request.extensions().clone();
         let (parts, ()) = head.into_parts();
         let key = policy.key().build(&parts);
-        self.tags_and_uris(Vec::new(), vec![key.uri().to_owned()]).await
+        self.typed_tags(vec![Tag::uri(key.uri())]).await
     }
 }
 

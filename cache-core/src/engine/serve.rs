@@ -385,16 +385,16 @@ impl Cache {
         if status.is_success() || status.is_redirection() {
             let mut tags = self.route_tags(ex, routed.as_ref());
             tags.extend(ex.route.invalidations().iter().cloned().map(Tag::app));
-            let mut uris = vec![ex.key.uri().to_owned()];
+            tags.push(Tag::uri(ex.key.uri()));
             for name in [header::LOCATION, header::CONTENT_LOCATION] {
                 if let Some(target) = response.headers().get(name).and_then(|v| same_origin_target(&ex.parts, v)) {
                     let mut parts = ex.parts.clone();
                     parts.uri = target;
-                    uris.push(ex.policy.key.build(&parts).uri().to_owned());
+                    tags.push(Tag::uri(ex.policy.key.build(&parts).uri()));
                 }
             }
             // Runs to its end even if the client goes away (see Invalidator).
-            if let Err(err) = self.invalidator().tags_and_uris(tags, uris).await {
+            if let Err(err) = self.invalidator().typed_tags(tags).await {
                 self.log_store_error("invalidate", &err);
             }
         }

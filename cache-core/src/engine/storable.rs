@@ -115,10 +115,7 @@ impl Cache {
             .unwrap_or_else(|| ex.policy.ttl_for(parts.status));
         let mut tags = self.route_tags(ex, parts.extensions.get::<RouteMatch>());
         tags.extend(hints.tags().iter().cloned().map(Tag::app));
-        if !ex.key.is_plain() {
-            // Found from its URI by this tag; a plain key is found as it is.
-            tags.push(Tag::uri(ex.key.uri()));
-        }
+        tags.push(Tag::uri(ex.key.uri()));
         tags.sort_unstable();
         tags.dedup();
         let mut entry = CachedEntry::new(parts.status, headers, body, now, duration_ms(fresh_for));

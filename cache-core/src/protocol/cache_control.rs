@@ -39,7 +39,8 @@ pub struct CacheControl {
     stale_while_revalidate: Option<Delta>,
     stale_if_error: Option<Delta>,
     extensions: Vec<(String, Option<String>)>,
-    empty: bool,
+    /// Whether any directive was read.
+    any: bool,
     malformed: bool,
 }
 
@@ -112,10 +113,7 @@ impl CacheControl {
     /// Parses field values with the `Cache-Control` syntax, as the lines of
     /// one field.
     pub fn from_values<V: AsRef<[u8]>>(values: impl IntoIterator<Item = V>) -> Self {
-        let mut cc = CacheControl {
-            empty: true,
-            ..CacheControl::default()
-        };
+        let mut cc = CacheControl::default();
         for value in values {
             if parse_into(value.as_ref(), &mut cc).is_err() {
                 cc.malformed = true;
@@ -126,7 +124,7 @@ impl CacheControl {
 
     /// Records one directive; a repeated one keeps its first value.
     fn set(&mut self, name: &[u8], value: Option<&[u8]>) {
-        self.empty = false;
+        self.any = true;
         let Some(known) = Known::of(name) else {
             let name = String::from_utf8_lossy(name).to_ascii_lowercase();
             self.extensions.push((name, value.map(|v| String::from_utf8_lossy(v).into_owned())));
@@ -155,7 +153,12 @@ impl CacheControl {
             Known::Immutable => self.immutable = true,
             Known::MaxAge => delta(&mut self.max_age),
             Known::SMaxage => delta(&mut self.s_maxage),
-            Known::MaxStale => delta(&mut self.max_stale),
+            // A limit that is not delta-seconds allows no staleness, where
+            // no limit at all allows any.
+            Known::MaxStale if self.max_stale.is_none() => {
+                self.max_stale = Some(value.map(|v| delta_seconds(v).unwrap_or(0)));
+            }
+            Known::MaxStale => {}
             Known::MinFresh => delta(&mut self.min_fresh),
             Known::StaleWhileRevalidate => delta(&mut self.stale_while_revalidate),
             Known::StaleIfError => delta(&mut self.stale_if_error),
@@ -238,7 +241,8 @@ impl CacheControl {
     }
 
     /// `max-stale` (a request directive): `Some(None)` when present without
-    /// a valid limit, which accepts any staleness.
+    /// a limit, which accepts any staleness; `Some(Some(0))` when its limit
+    /// is not delta-seconds.
     pub fn max_stale(&self) -> Option<Option<u64>> {
         self.max_stale
     }
@@ -266,7 +270,7 @@ impl CacheControl {
 
     /// Whether no directive is present.
     pub fn is_empty(&self) -> bool {
-        self.empty
+        !self.any
     }
 
     /// Whether some field could not be parsed as a list of directives. The
@@ -391,6 +395,8 @@ mod tests {
         assert_eq!(cc.extensions().count(), 0);
         assert!(!cc.is_empty());
         assert!(parse(&[]).is_empty() && parse(&[" , "]).is_empty());
+        assert!(CacheControl::default().is_empty());
+        assert_eq!(CacheControl::default(), parse(&[]));
     }
 
     #[test]
@@ -431,6 +437,12 @@ mod tests {
         assert!(cc.has_s_maxage() && cc.s_maxage().is_none());
         assert_eq!(parse(&["max-stale"]).max_stale(), Some(None));
         assert_eq!(parse(&["max-stale=30"]).max_stale(), Some(Some(30)));
+        assert_eq!(
+            parse(&["max-stale=+5"]).max_stale(),
+            Some(Some(0)),
+            "an invalid limit allows no staleness"
+        );
+        assert_eq!(parse(&["max-stale=\"\""]).max_stale(), Some(Some(0)));
         assert_eq!(parse(&["min-fresh=3"]).min_fresh(), Some(3));
     }
 
@@ -580,9 +592,13 @@ mod tests {
                 let takes_seconds = matches!(name, "max-age" | "s-maxage" | "max-stale" | "min-fresh" | "stale-while-revalidate" | "stale-if-error");
                 let takes_fields = matches!(name, "no-cache" | "private");
                 let want = first.map(|v| match v {
-                    Some(v) if takes_seconds => (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                        .then(|| v.parse::<u64>().ok().map(|n| n.to_string()))
-                        .flatten(),
+                    Some(v) if takes_seconds => {
+                        let seconds = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                            .then(|| v.parse::<u64>().ok())
+                            .flatten();
+                        // max-stale's invalid limit is none at all.
+                        if name == "max-stale" { Some(seconds.unwrap_or(0).to_string()) } else { seconds.map(|n| n.to_string()) }
+                    }
                     Some(v) if takes_fields => Some(v),
                     _ => None,
                 });

@@ -186,23 +186,6 @@ impl CacheKey {
             Uri::Own(uri) => uri,
         }
     }
-
-    /// Whether this is its URI's only possible key, [`plain_key`]: no
-    /// principal and no varied header values in it. An entry under such a
-    /// key is found from its URI without a tag.
-    pub(crate) fn is_plain(&self) -> bool {
-        matches!(self.uri, Uri::Prefix(len) if self.key.len() == len + 2 && self.key.ends_with("::"))
-    }
-}
-
-/// The key of `uri` (a [`CacheKey::uri`]) when neither a principal nor a
-/// varied header is part of it: what [`KeySpec::build`] writes after the
-/// URI part is then `::`.
-pub(crate) fn plain_key(uri: &str) -> String {
-    let mut key = String::with_capacity(uri.len() + 2);
-    key.push_str(uri);
-    key.push_str("::");
-    key
 }
 
 impl fmt::Display for CacheKey {

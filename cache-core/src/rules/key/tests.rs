@@ -1,5 +1,5 @@
 use super::*;
-use http::{HeaderValue, Request, header};
+use http::{HeaderValue, Request};
 use proptest::prelude::*;
 
 fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -338,48 +338,5 @@ proptest! {
             prop_assert!(key.as_str().len() <= MAX_KEY_LEN);
             prop_assert!(key.as_str().is_ascii());
         }
-    }
-}
-
-#[test]
-fn a_plain_key_is_its_uri_and_nothing_else() {
-    let spec = tenant_spec();
-    let plain = spec.build(&parts("/p/1?a=1", &[("x-tenant-id", "acme")]));
-    assert!(plain.is_plain());
-    assert_eq!(plain_key(plain.uri()), plain.as_str());
-    let varied = KeySpec {
-        vary: vec![header::ACCEPT_LANGUAGE],
-        ..KeySpec::default()
-    };
-    let with_value = varied.build(&parts("/p/1", &[("accept-language", "de")]));
-    assert!(!with_value.is_plain(), "{with_value}");
-    assert_ne!(plain_key(with_value.uri()), with_value.as_str());
-    let by_principal = KeySpec {
-        by_principal: true,
-        ..KeySpec::default()
-    };
-    assert!(!by_principal.build(&parts("/p/1", &[("authorization", "Bearer a")])).is_plain());
-    let long = KeySpec::default().build(&parts(&format!("/{}", "a".repeat(MAX_KEY_LEN)), &[]));
-    assert!(!long.is_plain(), "a hashed key is never plain");
-}
-
-proptest! {
-    #[test]
-    fn is_plain_means_the_plain_key(path in "/[a-z0-9/]{0,12}", lang in proptest::option::of("[a-z]{2}"), auth in proptest::option::of("[a-z]{1,4}")) {
-        let spec = KeySpec {
-            vary: vec![header::ACCEPT_LANGUAGE],
-            by_principal: true,
-            ..KeySpec::default()
-        };
-        let mut headers = Vec::new();
-        if let Some(lang) = &lang {
-            headers.push(("accept-language", lang.as_str()));
-        }
-        let bearer = auth.as_ref().map(|a| format!("Bearer {a}"));
-        if let Some(b) = &bearer {
-            headers.push(("authorization", b.as_str()));
-        }
-        let key = spec.build(&parts(&path, &headers));
-        prop_assert_eq!(key.is_plain(), key.as_str() == plain_key(key.uri()), "{}", key);
     }
 }
